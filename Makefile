@@ -1,0 +1,37 @@
+# Two entry points for newcomers (see README.md):
+#   make demo   installs everything, builds the embedded font dataset, trains a short run, generates
+#   make test   installs everything and runs the test suite
+PY := .venv/bin/python
+FONT_PKGS := fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-dancingscript fonts-kristi \
+  fonts-kaushanscript fonts-sjfonts fonts-ecolier-court fonts-comic-neue wamerican wfrench wngerman
+WORKDIR ?= runs/demo
+DATA_DIR ?= $(HOME)/tensorflow_datasets
+
+.PHONY: install fonts venv demo test bench
+install: fonts venv
+
+fonts:
+	@if ! dpkg -s $(FONT_PKGS) >/dev/null 2>&1; then \
+	  echo "Installing handwriting fonts and word lists (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(FONT_PKGS); \
+	fi
+
+venv: .venv/.installed
+.venv/.installed: requirements.txt pyproject.toml
+	python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: install
+	$(PY) train_main.py --dataset=handwriting_fonts --config=small --workdir=$(WORKDIR) --data_dir=$(DATA_DIR)
+	$(PY) -m scrabblegan_tf.generate --workdir=$(WORKDIR) --text="hello world" --seed=7 --out=$(WORKDIR)/hello_world.png
+	@echo "Samples: $(WORKDIR)/samples/  Generated: $(WORKDIR)/hello_world.png"
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) bench/train_throughput.py

@@ -1,0 +1,236 @@
+"""Typed configuration: every default of the project lives here, once.
+
+``Config`` groups four dataclasses (model, data, optimisation, run). Presets:
+
+- ``paper``: the sizes of the paper / official code (G 23.5M, D 36.4M, R 5.6M parameters with the
+  80-symbol alphabet), batch 8.
+- ``small``: width multiplier 1/4 for CPU demos (about ten minutes of training gives legible blobs).
+- ``smoke``: width multiplier 1/16, a few steps; for tests and quick checks.
+
+Overrides are ``section.field=value`` strings (``model.width_mult=0.5``, ``optim.g_lr=1e-4``); a bare
+``field=value`` is accepted when the field name is unique across sections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes. Channel counts are multiplied by ``width_mult`` (at least 4 channels)."""
+
+    width_mult: float = 1.0
+    # Style noise: z_dim = num_z_chunks * z_chunk; chunk 0 drives the filter bank, chunks 1.. the
+    # conditional norms of the up-blocks (one chunk per block).
+    z_dim: int = 128
+    num_z_chunks: int = 4
+    # G: the filter bank maps z_chunk -> filter_channels x 4 x 4 per character (512*4*4 = 8192).
+    g_channels: tuple[int, ...] = (512, 256, 128, 64)
+    g_upsample: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (2, 1))
+    char_width: int = 16  # output pixels per character (4 columns x 2 x 2 x 1)
+    image_height: int = 32
+    # D: output channels of the residual down-blocks; the first ``d_num_down`` blocks halve H and W.
+    d_channels: tuple[int, ...] = (64, 512, 1024, 1024)
+    d_num_down: int = 3
+    # R: 7 convs, 5 height pools (widths halved by the first two): 4 logit columns per character.
+    r_channels: tuple[int, ...] = (64, 128, 256, 256, 512, 512, 512)
+    init_std: float = 0.02
+    sn_eps: float = 1e-8
+    bn_momentum: float = 0.99
+    bn_eps: float = 1e-4
+
+    def scaled(self, channels: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(max(4, int(round(c * self.width_mult))) for c in channels)
+
+    @property
+    def z_chunk(self) -> int:
+        if self.z_dim % self.num_z_chunks:
+            raise ValueError(f"z_dim={self.z_dim} is not divisible by num_z_chunks={self.num_z_chunks}")
+        return self.z_dim // self.num_z_chunks
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "handwriting_fonts"
+    builder_config: str = ""  # empty: the builder's default (``h32`` is preferred when it exists)
+    train_split: str = "train"
+    eval_split: str = "test"
+    alphabet: str = ""  # empty: the dataset's preset (english / french / german)
+    lexicon: str = ""  # word-list file; empty: the training labels
+    lexicon_max_len: int = 20
+    lexicon_capitalize: bool = True
+    max_label_len: int = 20  # longer labels are dropped from labelled GAN training
+    batch_size: int = 8
+    shuffle_buffer: int = 2048
+    bucket_boundaries: tuple[int, ...] = (4, 6, 8, 10, 13)  # label lengths, for width bucketing
+
+
+@dataclass
+class OptimConfig:
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    r_lr: float = 2e-4
+    beta_1: float = 0.0
+    beta_2: float = 0.999
+    adam_eps: float = 1e-8
+    g_every: int = 4  # one G update every g_every D/R batches
+    gb_alpha: float = 1.0  # gradient balancing alpha
+    gb_epsilon: float = 1e-8
+    lr_decay: bool = False  # linear decay to 0 over the second half of training
+
+
+@dataclass
+class RunConfig:
+    steps: int = 100_000  # training iterations: g_every D/R batches and one G update each
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    strategy: str = "auto"  # auto | mirrored | default
+    cpu_devices: int = 0  # >1: split the CPU into that many logical devices
+    jit_compile: bool = False
+    num_samples: int = 8  # sample grid rows
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        cfg = cls()
+        for section, values in d.items():
+            sub = getattr(cfg, section)
+            for k, v in values.items():
+                setattr(sub, k, _coerce(getattr(sub, k), v, f"{section}.{k}"))
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+    # -- overrides ------------------------------------------------------------------------
+    def override(self, assignments: list[str] | tuple[str, ...]) -> "Config":
+        """Apply ``key=value`` strings in place; returns self. Unknown keys raise ValueError."""
+        for item in assignments:
+            if "=" not in item:
+                raise ValueError(f"Override {item!r} is not of the form key=value")
+            key, raw = item.split("=", 1)
+            section, name = self._resolve(key.strip())
+            sub = getattr(self, section)
+            setattr(sub, name, _parse(getattr(sub, name), raw.strip(), key))
+        return self
+
+    def _resolve(self, key: str) -> tuple[str, str]:
+        sections = [f.name for f in dataclasses.fields(self)]
+        if "." in key:
+            section, name = key.split(".", 1)
+            if section not in sections or name not in _field_names(getattr(self, section)):
+                raise ValueError(f"Unknown config key {key!r}")
+            return section, name
+        hits = [s for s in sections if key in _field_names(getattr(self, s))]
+        if len(hits) != 1:
+            raise ValueError(
+                f"Unknown config key {key!r}" if not hits else f"Ambiguous key {key!r}: {hits}"
+            )
+        return hits[0], key
+
+
+def _field_names(obj) -> set[str]:
+    return {f.name for f in dataclasses.fields(obj)}
+
+
+def _parse(current: Any, raw: str, key: str) -> Any:
+    """Parse ``raw`` to the type of ``current`` (bool/int/float/str/tuple via JSON)."""
+    if isinstance(current, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key}: expected a boolean, got {raw!r}")
+    if isinstance(current, (int, float)) or isinstance(current, tuple):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError(f"{key}: cannot parse {raw!r}") from None
+        return _coerce(current, value, key)
+    return raw
+
+
+def _coerce(current: Any, value: Any, key: str) -> Any:
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    if isinstance(current, bool):
+        return bool(value)
+    if isinstance(current, int) and not isinstance(value, bool):
+        if float(value) != int(value):
+            raise ValueError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return value
+
+
+def paper() -> Config:
+    return Config()
+
+
+def small() -> Config:
+    cfg = Config()
+    cfg.model.width_mult = 0.25
+    cfg.data.batch_size = 16
+    cfg.run.steps = 600
+    cfg.run.log_every = 20
+    cfg.run.sample_every = 200
+    cfg.run.checkpoint_every = 200
+    return cfg
+
+
+def smoke() -> Config:
+    cfg = Config()
+    cfg.model.width_mult = 1 / 16
+    cfg.model.z_dim = 32
+    cfg.data.batch_size = 4
+    cfg.data.shuffle_buffer = 64
+    cfg.run.steps = 20
+    cfg.run.log_every = 5
+    cfg.run.sample_every = 10
+    cfg.run.checkpoint_every = 10
+    cfg.run.num_samples = 4
+    return cfg
+
+
+PRESETS = {"paper": paper, "small": small, "smoke": smoke}
+
+
+def get_config(name: str = "paper", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    if name not in PRESETS:
+        raise ValueError(f"Unknown config preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]().override(list(overrides))
+
+
+# The alphabet preset each dataset needs (DataConfig.alphabet empty -> this).
+DATASET_ALPHABETS = {
+    "handwriting_fonts": "english",
+    "iam": "english",
+    "cvl": "english",
+    "rimes": "french",
+    "dhsd": "german",
+}
