@@ -1,0 +1,80 @@
+"""ScrabbleGAN generator G (Fogel et al., CVPR 2020, Sec. 3.1 and Fig. 2).
+
+z (z_dim = num_chunks x chunk) is split in chunks. Chunk 0 multiplies each character's filter from
+the filter bank (one filter per symbol), giving a [4, 4n, C0] map for n characters; chunks 1..k
+condition the norms of the k residual up-blocks; a norm, ReLU, 3x3 conv and tanh give a
+[32, 16n, 1] image in [-1, 1]. Columns beyond 16 * len of a shorter word are set to background
+(+1, white), and every block zeroes its padded columns, so with inference-mode norms a word's image
+does not depend on the other words of its batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from scrabblegan_tf import layers as L
+
+
+class Generator(keras.Model):
+    def __init__(self, *, num_classes: int, z_dim: int = 128, num_z_chunks: int = 4,
+                 channels=(512, 256, 128, 64), upsample=((2, 2), (2, 2), (2, 1)),
+                 base_height: int = 4, base_width: int = 4, init_std: float = 0.02,
+                 sn_eps: float = 1e-8, bn_momentum: float = 0.99, bn_eps: float = 1e-4,
+                 name: str = "generator", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if len(upsample) != len(channels) - 1:
+            raise ValueError("need one upsample factor per up-block (len(channels) - 1)")
+        if num_z_chunks != len(channels):
+            raise ValueError(
+                f"num_z_chunks={num_z_chunks} must equal 1 (filter bank) + {len(channels) - 1} blocks")
+        if z_dim % num_z_chunks:
+            raise ValueError(f"z_dim={z_dim} not divisible by num_z_chunks={num_z_chunks}")
+        self.num_classes = num_classes
+        self.z_dim = z_dim
+        self.num_z_chunks = num_z_chunks
+        self.upsample = tuple(tuple(u) for u in upsample)
+        self.base_width = base_width
+        self.char_width = base_width
+        for _, fw in self.upsample:
+            self.char_width *= fw
+        self.image_height = base_height
+        for fh, _ in self.upsample:
+            self.image_height *= fh
+        kw = dict(init_std=init_std, sn_eps=sn_eps)
+        self.filter_bank = L.FilterBank(num_classes, z_chunk=z_dim // num_z_chunks,
+                                        height=base_height, width=base_width,
+                                        channels=channels[0], name="filter_bank", **kw)
+        self.blocks = [
+            L.UpBlock(c, upsample=u, bn_momentum=bn_momentum, bn_eps=bn_eps, name=f"up{i}", **kw)
+            for i, (c, u) in enumerate(zip(channels[1:], self.upsample))
+        ]
+        self.out_bn = L.MaskedBatchNorm(conditional=False, momentum=bn_momentum, epsilon=bn_eps,
+                                        name="out_bn", **kw)
+        self.out_conv = L.SNConv2D(1, 3, name="out_conv", **kw)
+
+    def call(self, inputs, training=False):
+        """inputs: (ids int32 [B, n], lengths int32 [B], z float32 [B, z_dim]) -> [B, 32, 16n, 1]."""
+        ids, lengths, z = inputs
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        lengths = tf.convert_to_tensor(lengths, tf.int32)
+        z = tf.convert_to_tensor(z, tf.float32)
+        # Ids at or beyond a word's length are padding, whatever the caller put there.
+        n = tf.shape(ids)[1]
+        ids = ids * tf.sequence_mask(lengths, n, dtype=tf.int32)
+        chunks = tf.split(z, self.num_z_chunks, axis=-1)
+        x = self.filter_bank(ids, chunks[0], training=training)
+        width = n * self.base_width
+        col = lengths * self.base_width
+        valid = L.width_mask(col, width)
+        for block, (_, fw), zk in zip(self.blocks, self.upsample, chunks[1:]):
+            width, col = width * fw, col * fw
+            valid_out = L.width_mask(col, width)
+            x = block(x, valid, valid_out, zk, training=training)
+            valid = valid_out
+        x = tf.nn.relu(self.out_bn(x, valid, training=training)) * valid
+        x = tf.tanh(self.out_conv(x, training=training))
+        return x * valid + (1.0 - valid)
+
+    def image_widths(self, lengths):
+        return tf.convert_to_tensor(lengths, tf.int32) * self.char_width

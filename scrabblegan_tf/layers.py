@@ -1,0 +1,303 @@
+"""Building blocks of G and D: spectral-normed conv/dense, the filter bank, masked conditional norm,
+BigGAN residual up/down blocks.
+
+Layout is NHWC throughout. A ``valid`` mask is a float tensor [B, 1, W, 1] with 1 on the valid columns of
+each sample (words of different lengths share a batch) and 0 on padding.
+
+Spectral normalisation (Miyato et al., ICLR 2018, "Spectral Normalization for GANs") is implemented
+here as a reparameterisation, like PyTorch's ``torch.nn.utils.spectral_norm`` used by the official
+ScrabbleGAN/BigGAN code: the trainable kernel W is kept as is and the layer uses ``W / sigma(W)``,
+with sigma estimated by one power iteration per training call and gradients flowing through sigma.
+(``keras.layers.SpectralNormalization`` instead overwrites the kernel with its normalised value and
+gives no gradient through sigma; we chose the PyTorch semantics deliberately.)
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def normal_init(std: float) -> keras.initializers.Initializer:
+    """N(0, std) initialiser (BigGAN / ScrabbleGAN use std 0.02)."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=std)
+
+
+def _l2_normalize(x: tf.Tensor, eps: float) -> tf.Tensor:
+    return x / (tf.norm(x) + eps)
+
+
+def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
+    """One power iteration (Miyato et al. 2018, Algorithm 1) on ``w_mat`` [in, out].
+
+    Returns (sigma, u_new): sigma = v^T W u estimates the largest singular value of W, with u and v
+    held constant (stop-gradient) so that d sigma / dW = v u^T, as in PyTorch's spectral_norm.
+    ``u`` is [1, out]. With ``update=False`` u is used as is (inference).
+    """
+    u = tf.stop_gradient(u)
+    v = tf.stop_gradient(_l2_normalize(tf.matmul(u, w_mat, transpose_b=True), eps))  # [1, in]
+    if update:
+        u = tf.stop_gradient(_l2_normalize(tf.matmul(v, w_mat), eps))  # [1, out]
+    sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
+    return sigma, u
+
+
+class _SpectralNormMixin:
+    """Adds a power-iteration vector ``u`` and ``normalized(kernel, training)`` to a layer."""
+
+    def _add_u(self, out_dim: int):
+        self.sn_u = self.add_weight(
+            name="sn_u",
+            shape=(1, out_dim),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+
+    def normalized(self, kernel, training):
+        out_dim = kernel.shape[-1]
+        w_mat = tf.reshape(kernel, (-1, out_dim))
+        sigma, u_new = spectral_sigma(w_mat, self.sn_u, self.sn_eps, update=bool(training))
+        if training:
+            self.sn_u.assign(u_new)
+        return kernel / sigma
+
+    def sigma(self) -> float:
+        """Largest singular value of the normalised kernel, by SVD (for tests/monitoring)."""
+        w = tf.convert_to_tensor(self.kernel)
+        w_mat = tf.reshape(w, (-1, w.shape[-1]))
+        sigma, _ = spectral_sigma(w_mat, self.sn_u, self.sn_eps, update=False)
+        s = tf.linalg.svd(w_mat / sigma, compute_uv=False)
+        return float(s[0])
+
+
+class SNConv2D(_SpectralNormMixin, keras.layers.Layer):
+    """Conv2D whose kernel is divided by its spectral norm (kernel viewed as [kh*kw*in, out])."""
+
+    def __init__(self, filters, kernel_size=3, *, strides=1, padding="same", use_bias=True,
+                 init_std=0.02, sn_eps=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = strides
+        self.padding = padding.upper()
+        self.use_bias = use_bias
+        self.init_std = init_std
+        self.sn_eps = sn_eps
+
+    def build(self, input_shape):
+        in_ch = int(input_shape[-1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=(*self.kernel_size, in_ch, self.filters),
+            initializer=normal_init(self.init_std))
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                     if self.use_bias else None)
+        self._add_u(self.filters)
+
+    def call(self, x, training=False):
+        w = self.normalized(self.kernel, training)
+        y = tf.nn.conv2d(x, w, strides=self.strides, padding=self.padding)
+        if self.bias is not None:
+            y = tf.nn.bias_add(y, self.bias)
+        return y
+
+
+class SNDense(_SpectralNormMixin, keras.layers.Layer):
+    """Dense layer with a spectrally normalised kernel [in, units]."""
+
+    def __init__(self, units, *, use_bias=True, init_std=0.02, sn_eps=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.use_bias = use_bias
+        self.init_std = init_std
+        self.sn_eps = sn_eps
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(int(input_shape[-1]), self.units),
+            initializer=normal_init(self.init_std))
+        self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+                     if self.use_bias else None)
+        self._add_u(self.units)
+
+    def call(self, x, training=False):
+        y = tf.matmul(x, self.normalized(self.kernel, training))
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+class FilterBank(_SpectralNormMixin, keras.layers.Layer):
+    """ScrabbleGAN's character filter bank (Fogel et al. 2020, Sec. 3.1).
+
+    One filter per class id, each a linear map from the first style chunk z_1 (``z_chunk`` dims) to a
+    ``height x width x channels`` tensor (4 x 4 x 512 = 8192 values in the paper). For ids [B, n] the
+    output is the concatenation along the width of the per-character tensors: [B, height, n*width,
+    channels]. Id 0 (padding) gives zeros. The whole bank is one [z_chunk, classes*8192] matrix,
+    spectrally normalised as such, so one matmul gives every symbol's filter response.
+    """
+
+    def __init__(self, num_classes, *, z_chunk=32, height=4, width=4, channels=512,
+                 init_std=0.02, sn_eps=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.z_chunk = z_chunk
+        self.fh, self.fw, self.channels = height, width, channels
+        self.init_std = init_std
+        self.sn_eps = sn_eps
+
+    @property
+    def filter_dim(self) -> int:
+        return self.fh * self.fw * self.channels
+
+    def build(self, input_shape=None):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.z_chunk, self.num_classes * self.filter_dim),
+            initializer=normal_init(self.init_std))
+        self._add_u(self.num_classes * self.filter_dim)
+
+    def call(self, ids, z1, training=False):
+        w = self.normalized(self.kernel, training)
+        per_class = tf.reshape(tf.matmul(z1, w), (-1, self.num_classes, self.filter_dim))  # [B,C,F]
+        feats = tf.gather(per_class, ids, batch_dims=1)  # [B, n, F]
+        feats = feats * tf.cast(ids > 0, feats.dtype)[..., None]
+        n = tf.shape(ids)[1]
+        feats = tf.reshape(feats, (-1, n, self.fh, self.fw, self.channels))
+        feats = tf.transpose(feats, (0, 2, 1, 3, 4))  # [B, fh, n, fw, C]
+        return tf.reshape(feats, (-1, self.fh, n * self.fw, self.channels))
+
+
+def width_mask(widths: tf.Tensor, total_width, dtype=tf.float32) -> tf.Tensor:
+    """[B, 1, total_width, 1] mask, 1 where column < widths[b]."""
+    m = tf.sequence_mask(widths, total_width, dtype=dtype)
+    return m[:, None, :, None]
+
+
+class MaskedBatchNorm(keras.layers.Layer):
+    """Batch norm whose statistics ignore padded columns; optionally class/style-conditional.
+
+    Conditional form (BigGAN's ccbn, Brock et al. 2019; de Vries et al. 2017):
+    ``y = x_hat * (1 + gain(z)) + bias(z)`` with ``gain`` and ``bias`` spectral-normed linear maps of
+    the style chunk z. Unconditional form: ``y = x_hat * gamma + beta``. In training the mean and
+    variance are over (batch, height, valid columns); moving averages serve inference, so a word's
+    image at inference does not depend on the other words of its batch.
+    """
+
+    def __init__(self, *, conditional=True, momentum=0.99, epsilon=1e-4, init_std=0.02,
+                 sn_eps=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.conditional = conditional
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.init_std = init_std
+        self.sn_eps = sn_eps
+
+    def build(self, input_shape):
+        ch = int(input_shape[-1])
+        self.moving_mean = self.add_weight(name="moving_mean", shape=(ch,), initializer="zeros",
+                                           trainable=False, aggregation="mean")
+        self.moving_var = self.add_weight(name="moving_variance", shape=(ch,), initializer="ones",
+                                          trainable=False, aggregation="mean")
+        if self.conditional:
+            self.gain = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="gain")
+            self.bias = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="bias")
+        else:
+            self.gamma = self.add_weight(name="gamma", shape=(ch,), initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=(ch,), initializer="zeros")
+
+    def call(self, x, valid, z=None, training=False):
+        if training:
+            count = tf.reduce_sum(valid) * tf.cast(tf.shape(x)[1], x.dtype)
+            count = tf.maximum(count, 1.0)
+            mean = tf.reduce_sum(x * valid, axis=(0, 1, 2)) / count
+            var = tf.reduce_sum(tf.square(x - mean) * valid, axis=(0, 1, 2)) / count
+            self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
+            self.moving_var.assign(self.momentum * self.moving_var + (1 - self.momentum) * var)
+        else:
+            mean, var = self.moving_mean, self.moving_var
+        x_hat = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        if self.conditional:
+            gain = 1.0 + self.gain(z, training=training)
+            bias = self.bias(z, training=training)
+            return x_hat * gain[:, None, None, :] + bias[:, None, None, :]
+        return x_hat * self.gamma + self.beta
+
+
+def upsample_nearest(x, factor):
+    fh, fw = factor
+    if fh > 1:
+        x = tf.repeat(x, fh, axis=1)
+    if fw > 1:
+        x = tf.repeat(x, fw, axis=2)
+    return x
+
+
+class UpBlock(keras.layers.Layer):
+    """BigGAN generator residual block (Brock et al. 2019, Fig. 15a), masked for variable widths.
+
+    h = conv2(relu(cbn2(conv1(up(relu(cbn1(x, z)))), z))); out = h + conv_sc(up(x)).
+    Padded columns are zeroed before every convolution, so a word's valid columns never see the
+    padding of a longer word in the same batch.
+    """
+
+    def __init__(self, out_channels, *, upsample=(2, 2), init_std=0.02, sn_eps=1e-8,
+                 bn_momentum=0.99, bn_eps=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.out_channels = out_channels
+        self.upsample = tuple(upsample)
+        kw = dict(init_std=init_std, sn_eps=sn_eps)
+        bn = dict(momentum=bn_momentum, epsilon=bn_eps, **kw)
+        self.cbn1 = MaskedBatchNorm(name="cbn1", **bn)
+        self.cbn2 = MaskedBatchNorm(name="cbn2", **bn)
+        self.conv1 = SNConv2D(out_channels, 3, name="conv1", **kw)
+        self.conv2 = SNConv2D(out_channels, 3, name="conv2", **kw)
+        self.conv_sc = SNConv2D(out_channels, 1, name="conv_sc", **kw)
+
+    def call(self, x, valid_in, valid_out, z, training=False):
+        h = tf.nn.relu(self.cbn1(x, valid_in, z, training=training))
+        h = upsample_nearest(h, self.upsample) * valid_out
+        h = self.conv1(h, training=training)
+        h = tf.nn.relu(self.cbn2(h, valid_out, z, training=training)) * valid_out
+        h = self.conv2(h, training=training)
+        sc = self.conv_sc(upsample_nearest(x, self.upsample), training=training)
+        return (h + sc) * valid_out
+
+
+class DownBlock(keras.layers.Layer):
+    """BigGAN discriminator residual block (Brock et al. 2019, Fig. 15b).
+
+    h = pool(conv2(relu(conv1(act(x))))), act = relu except for the first block;
+    shortcut = pool(conv_sc(relu? x)) (conv before pooling when pre-activated, after otherwise).
+    """
+
+    def __init__(self, out_channels, *, downsample=True, preactivation=True, init_std=0.02,
+                 sn_eps=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.out_channels = out_channels
+        self.downsample = downsample
+        self.preactivation = preactivation
+        kw = dict(init_std=init_std, sn_eps=sn_eps)
+        self.conv1 = SNConv2D(out_channels, 3, name="conv1", **kw)
+        self.conv2 = SNConv2D(out_channels, 3, name="conv2", **kw)
+        self.conv_sc = None
+        self._kw = kw
+
+    def build(self, input_shape):
+        if int(input_shape[-1]) != self.out_channels or self.downsample:
+            self.conv_sc = SNConv2D(self.out_channels, 1, name="conv_sc", **self._kw)
+
+    def _pool(self, x):
+        return tf.nn.avg_pool2d(x, 2, 2, "VALID") if self.downsample else x
+
+    def call(self, x, training=False):
+        h = tf.nn.relu(x) if self.preactivation else x
+        h = self.conv1(h, training=training)
+        h = self.conv2(tf.nn.relu(h), training=training)
+        h = self._pool(h)
+        sc = x
+        if self.conv_sc is not None:
+            if self.preactivation:
+                sc = self._pool(self.conv_sc(sc, training=training))
+            else:
+                sc = self.conv_sc(self._pool(sc), training=training)
+        return h + sc
