@@ -1,0 +1,109 @@
+"""Render text with a trained generator.
+
+    python -m scrabblegan_tf.generate --workdir=runs/demo --text="hello world" --seed=7 --out=x.png
+    python -m scrabblegan_tf.generate --workdir=runs/demo --text="Scrabble" --num_styles=8 --out=g.png
+
+One style (one z) for the whole text, spaces included: the PNG is 32 pixels high and 16 * len(text)
+wide. A style seed always gives the same z (``style_vectors``: stateless normal noise keyed by the
+seed, the same function the exported SavedModel uses), so the same seed gives the same image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.config import Config
+
+
+def style_vectors(seeds, z_dim: int):
+    """z [len(seeds), z_dim] float32: ``tf.random.stateless_normal`` with seed (s, 0) per row."""
+    import tensorflow as tf
+
+    seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int64)
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal([z_dim], seed=tf.stack([s, tf.constant(0, tf.int64)])),
+        seeds, fn_output_signature=tf.TensorSpec([z_dim], tf.float32))
+
+
+def load_run(workdir: str) -> tuple[Config, Alphabet]:
+    """The config and alphabet a training run wrote into ``workdir``."""
+    paths = [os.path.join(workdir, n) for n in ("config.json", "alphabet.json")]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"{workdir} is not a training workdir: missing {missing}")
+    with open(paths[0], encoding="utf-8") as f:
+        cfg = Config.from_json(f.read())
+    with open(paths[1], encoding="utf-8") as f:
+        alphabet = Alphabet.from_json(f.read())
+    return cfg, alphabet
+
+
+def load_generator(workdir: str, checkpoint: str | None = None):
+    """(generator, config, alphabet, checkpoint path) restored from a training workdir."""
+    import tensorflow as tf
+
+    from scrabblegan_tf.model_factory import make_generator
+
+    cfg, alphabet = load_run(workdir)
+    gen = make_generator(cfg.model, alphabet.num_classes)
+    gen((np.ones((1, 1), np.int32), np.ones((1,), np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if not path:
+        raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
+    tf.train.Checkpoint(generator=gen).restore(path).expect_partial().assert_existing_objects_matched()
+    return gen, cfg, alphabet, path
+
+
+def render(generator, alphabet: Alphabet, texts, seeds=None, z=None) -> list[np.ndarray]:
+    """uint8 [32, 16 * len(text)] images of ``texts``, one style per text (from ``seeds`` or ``z``)."""
+    from scrabblegan_tf import imaging
+
+    texts = list(texts)
+    ids, lengths = alphabet.encode_batch(texts)
+    if z is None:
+        z = style_vectors(np.asarray(seeds, np.int64), generator.z_dim)
+    images = generator((ids, lengths, z), training=False).numpy()
+    return [imaging.crop_width(imaging.to_uint8(im), generator.char_width * n)[..., 0]
+            for im, n in zip(images, lengths)]
+
+
+def main(argv):
+    from absl import flags
+
+    from scrabblegan_tf import imaging
+
+    f = flags.FLAGS
+    if len(argv) > 1:
+        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+    gen, _, alphabet, path = load_generator(f.workdir, f.checkpoint)
+    bad = alphabet.unknown(f.text)
+    if not f.text or bad:
+        raise SystemExit(f"Cannot render {f.text!r}: " + (
+            f"characters outside the {alphabet.name} alphabet: {bad}" if bad else "empty text"))
+    seeds = [f.seed + i for i in range(f.num_styles)]
+    images = render(gen, alphabet, [f.text] * f.num_styles, seeds=seeds)
+    out = imaging.save_png(images[0] if f.num_styles == 1 else imaging.grid(images), f.out)
+    print(f"wrote {out} ({len(images)} style(s) of {f.text!r}, seeds {seeds[0]}..{seeds[-1]}, "
+          f"checkpoint {path})")
+
+
+def _define_flags():
+    from absl import flags
+
+    flags.DEFINE_string("workdir", None, "Training workdir.", required=True)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: latest).")
+    flags.DEFINE_string("text", None, "Text to render (spaces allowed).", required=True)
+    flags.DEFINE_integer("seed", 0, "Style seed.")
+    flags.DEFINE_integer("num_styles", 1, "Number of styles (seeds seed, seed+1, ...) in a grid.")
+    flags.DEFINE_string("out", "generated.png", "Output PNG.")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,52 @@
+"""Conversions between model images ([-1, 1], white = +1) and 8-bit pictures; PNG grids."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats -> uint8 (0 = black ink, 255 = white paper), same shape."""
+    x = (np.asarray(images, np.float32) + 1.0) * 127.5
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def crop_width(image: np.ndarray, width: int) -> np.ndarray:
+    """The first ``width`` columns of an [H, W(, 1)] image."""
+    return image[:, : int(width)]
+
+
+def grid(images: list[np.ndarray], *, columns: int = 1, pad: int = 4) -> np.ndarray:
+    """Tiles uint8 [H, W] / [H, W, 1] images (possibly of different widths) on a white canvas,
+    row-major, ``columns`` per row; each cell is as wide as the widest image."""
+    images = [np.asarray(im).reshape(im.shape[0], im.shape[1]) for im in images]
+    if not images:
+        raise ValueError("grid() needs at least one image")
+    h = max(im.shape[0] for im in images)
+    w = max(im.shape[1] for im in images)
+    rows = (len(images) + columns - 1) // columns
+    canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, columns)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[y : y + im.shape[0], x : x + im.shape[1]] = im
+    return canvas
+
+
+def save_png(image: np.ndarray, path: str) -> str:
+    """Writes a uint8 [H, W] or [H, W, 1] image atomically (temp file + rename)."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., 0]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buf, format="PNG")
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+    return path

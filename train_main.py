@@ -1,0 +1,50 @@
+"""Train ScrabbleGAN: flags -> config -> ``scrabblegan_tf.train.train(config, workdir)``.
+
+    python train_main.py --dataset=cvl --manual_dir=~/cvl-database-1-1 --workdir=runs/cvl
+    python train_main.py --config=smoke --steps=30 --workdir=/tmp/sg   # then --steps=40 resumes
+"""
+
+from absl import app, flags
+
+from scrabblegan_tf import config as config_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", None, "handwriting_fonts (default), iam, rimes, cvl or dhsd.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's, ~/tensorflow_datasets).")
+flags.DEFINE_string("manual_dir", None, "Folder with the manually downloaded dataset files.")
+flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, samples, TensorBoard.")
+flags.DEFINE_enum("config", "paper", sorted(config_lib.PRESETS), "Config preset.")
+flags.DEFINE_multi_string("config_override", [], "section.field=value, repeatable.")
+flags.DEFINE_integer("steps", None, "Training iterations (each: g_every D/R batches, 1 G step).")
+flags.DEFINE_integer("batch_size", None, "Per-replica mini-batch size.")
+flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "default"], "Distribution strategy.")
+flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
+flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
+flags.DEFINE_integer("seed", None, "Random seed.")
+flags.mark_flag_as_required("workdir")
+
+
+def build_config() -> config_lib.Config:
+    cfg = config_lib.get_config(FLAGS.config, FLAGS.config_override)
+    if FLAGS.dataset is not None:
+        cfg.data.dataset = FLAGS.dataset
+    for name, section, field in (("steps", "run", "steps"), ("batch_size", "data", "batch_size"),
+                                 ("strategy", "run", "strategy"),
+                                 ("cpu_devices", "run", "cpu_devices"),
+                                 ("jit_compile", "run", "jit_compile"), ("seed", "run", "seed")):
+        value = getattr(FLAGS, name)
+        if value is not None:
+            setattr(getattr(cfg, section), field, value)
+    return cfg
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from scrabblegan_tf.train import train
+
+    train(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
+
+
+if __name__ == "__main__":
+    app.run(main)
