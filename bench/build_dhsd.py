@@ -2,7 +2,7 @@
 
 Prints one JSON line: {"dataset": "dhsd", "config": ..., "examples": N, "build_s": ...}.
 
-  .venv/bin/python bench/build_dhsd.py [--config=writer_independent_h32] [--manual_dir=../shared/data/dhsd]
+  .venv/bin/python bench/build_dhsd.py [--config=h32] [--manual_dir=../shared/data/dhsd]
 """
 
 import argparse
@@ -29,7 +29,7 @@ def load_builder():
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--config", default="writer_independent_h32")
+  parser.add_argument("--config", default="h32")
   parser.add_argument("--manual_dir", default=str(REPO.parent / "shared" / "data" / "dhsd"))
   args = parser.parse_args()
 

@@ -51,7 +51,7 @@ hw = dhsd.hw
 class DhsdWriterIndependentTest(tfds.testing.DatasetBuilderTestCase):
   DATASET_CLASS = dhsd.Builder
   EXAMPLE_DIR = str(FAKE)
-  BUILDER_CONFIG_NAMES_TO_TEST = ["writer_independent", "writer_independent_h32"]
+  BUILDER_CONFIG_NAMES_TO_TEST = ["writer_independent", "h32"]
   SPLITS = {"train": 10, "validation": 2, "test": 2}
 
 
@@ -92,7 +92,7 @@ def test_fake_labels_images_and_features(tmp_path):
 
 
 def test_fake_h32_shapes(tmp_path):
-  builder = _build("writer_independent_h32", FAKE, tmp_path)
+  builder = _build("h32", FAKE, tmp_path)
   for ex in _examples(builder, "test"):
     assert ex["image"].shape == (32, 128, 1)  # 256 x 64 -> height 32 keeps the 4:1 aspect
 

@@ -1,6 +1,6 @@
 """DHSD (German Handwriting Street-name Dataset) word images, as a TFDS builder.
 
-Build: `tfds build datasets/dhsd [--config=writer_independent_h32] [--manual_dir=<unpacked DHSD>]`.
+Build: `tfds build datasets/dhsd [--config=h32] [--manual_dir=<unpacked DHSD>]`.
 See README.md next to this file for configs, split rules and the strict option.
 """
 
@@ -124,17 +124,21 @@ class DhsdConfig(tfds.core.BuilderConfig):
 
 
 def _configs():
-  out = []
-  for scheme, desc in (
-      ("writer_independent", "writers split by id: id % 10 == 0 test, == 5 validation, else train"),
-      ("original", "the dataset's train.csv / test.csv; validation = train rows with "
-                   "crc32(file_name) % 10 == 0"),
-  ):
-    out.append(DhsdConfig(name=scheme, split_scheme=scheme, height=0,
-                          description=desc + "; original 256 x 64 resolution"))
-    out.append(DhsdConfig(name=f"{scheme}_h32", split_scheme=scheme, height=hw.TARGET_HEIGHT,
-                          description=desc + "; resized to height 32 (keeping aspect)"))
-  return out
+  """`writer_independent` (default), `h32` (= writer_independent at height 32), `original`,
+  `original_h32`. Every builder of the project names its default variant at height 32 `h32`."""
+  wi = "writers split by id: id % 10 == 0 test, == 5 validation, else train"
+  orig = ("the dataset's train.csv / test.csv; validation = train.csv rows with "
+          "crc32(file_name) % 10 == 0")
+  full, small = "; original 256 x 64 resolution", "; resized to height 32 (keeping aspect)"
+  return [
+      DhsdConfig(name="writer_independent", split_scheme="writer_independent", height=0,
+                 description=wi + full),
+      DhsdConfig(name="h32", split_scheme="writer_independent", height=hw.TARGET_HEIGHT,
+                 description=wi + small),
+      DhsdConfig(name="original", split_scheme="original", height=0, description=orig + full),
+      DhsdConfig(name="original_h32", split_scheme="original", height=hw.TARGET_HEIGHT,
+                 description=orig + small),
+  ]
 
 
 class Builder(tfds.core.GeneratorBasedBuilder,
