@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image, ImageDraw, ImageFont
 
+NAME = "handwriting_fonts"
+
 # Debian package -> folder of its fonts below a fonts root such as /usr/share/fonts/{truetype,opentype}.
 FONT_PACKAGES = {
     "fonts-dkg-handwriting": "fifthhorseman",
@@ -52,9 +54,17 @@ class HandwritingFontsConfig(tfds.core.BuilderConfig):
     seed: int = 0
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(
+    tfds.core.GeneratorBasedBuilder,
+    # Loaded a second time under another module name (the tfds CLI, then the library): no clash.
+    skip_registration=NAME in tfds.core.registered._DATASET_REGISTRY,  # pylint: disable=protected-access
+):
     """Words rendered with handwriting fonts: random size, slant, weight, jitter, ink and paper."""
 
+    name = NAME
+    # Metadata (README.md, CITATIONS.bib) and code path are this folder, whatever the module name.
+    pkg_dir_path = tfds.core.Path(__file__).parent
+    code_path = tfds.core.Path(__file__)
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
@@ -78,11 +88,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """``fonts_dir``: use every .ttf/.otf below this folder instead of the packaged fonts."""
         self._fonts_dir = fonts_dir
         super().__init__(**kwargs)
+        self._original_state["fonts_dir"] = fonts_dir  # for pickling
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 1), dtype=np.uint8),
+                "image": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
                 "text": tfds.features.Text(),
                 "writer_id": tfds.features.Text(),
                 "id": tfds.features.Text(),
@@ -171,12 +182,15 @@ def find_fonts(fonts_dir: str | None = None) -> list[FontFile]:
 
 
 def load_words(path: str | None = None) -> list[str]:
-    """Words of ``path`` (default: the bundled words.txt): one per line, '#' comments skipped."""
+    """Words of ``path`` (default: the bundled words.txt): one per line.
+
+    Lines starting with ``"# "`` (hash and space) are comments; ``#``, ``#1`` etc. are words.
+    """
     path = tfds.core.Path(path) if path else tfds.core.Path(__file__).parent / _WORDS_FILE
     words = []
     for line in path.read_text(encoding="utf-8").splitlines():
         word = line.strip()
-        if word and not word.startswith("#"):
+        if word and not line.startswith("# "):
             words.append(word)
     if not words:
         raise ValueError(f"No word in {path}")
@@ -190,7 +204,7 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 @functools.lru_cache(maxsize=64)
 def _glyphs(path: str) -> frozenset[str]:
-    """Printable ASCII and Latin-1 characters the font draws (not as its missing-glyph box)."""
+    """The printable ASCII characters the font draws (not as its missing-glyph box)."""
     try:
         font = _font(path, 32)
     except OSError:
@@ -198,7 +212,7 @@ def _glyphs(path: str) -> frozenset[str]:
     missing = font.getmask("\U000f0000")  # a private-use code point: rendered as .notdef
     missing_key = (missing.size, bytes(missing))
     out = set()
-    for code in list(range(0x21, 0x7F)) + list(range(0xC0, 0x180)):
+    for code in range(0x21, 0x7F):
         ch = chr(code)
         mask = font.getmask(ch)
         if mask.getbbox() is not None and (mask.size, bytes(mask)) != missing_key:
