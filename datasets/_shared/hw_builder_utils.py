@@ -237,6 +237,30 @@ def image_features(tfds_module, extra: dict | None = None):
   return tfds_module.features.FeaturesDict(feats)
 
 
+def list_files(root, suffixes: Sequence[str] = ()) -> list:
+  """All files under `root` (recursive, sorted), optionally only those with the given suffixes
+  (case-insensitive, e.g. (".tif", ".tiff")). Local folders use os.walk (fast for ~100k files)."""
+  suffixes = tuple(s.lower() for s in suffixes)
+  root_s = os.fspath(root)
+  out = []
+  if "://" not in root_s:
+    for dirpath, dirnames, filenames in os.walk(root_s):
+      dirnames.sort()
+      for f in filenames:
+        if not suffixes or f.lower().endswith(suffixes):
+          out.append(os.path.join(dirpath, f))
+    return [_path(p) for p in sorted(out)]
+  stack = [_path(root)]
+  while stack:
+    d = stack.pop()
+    for p in d.iterdir():
+      if p.is_dir():
+        stack.append(p)
+      elif not suffixes or p.name.lower().endswith(suffixes):
+        out.append(p)
+  return sorted(out, key=str)
+
+
 def _path(p):
   from etils import epath  # a TFDS dependency
 

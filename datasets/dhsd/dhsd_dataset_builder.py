@@ -228,7 +228,7 @@ To build offline, unzip DHSD.zip and pass the unpacked folder (or its parent) as
         kept.append(row)
       splits[split] = kept
     skips.report("metadata")
-    logging.info("dhsd/%s: %s", cfg.name, {k: len(v) for k, v in splits.items()})
+    logging.info("dhsd/%s: samples per split (before image checks): %s", cfg.name, {k: len(v) for k, v in splits.items()})
     return {
         split: self._generate_examples(root, rows, split, strict)
         for split, rows in splits.items()
