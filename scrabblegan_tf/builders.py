@@ -96,9 +96,12 @@ def builder_class(name: str, datasets_dir: str | pathlib.Path | None = None) -> 
         if len(found) != 1:
             raise ValueError(f"{module.__file__} defines no single DatasetBuilder class `Builder`")
         cls = found[0]
-    # README.md / CITATIONS.bib live next to the builder file, not in an importable package.
+    # README.md / CITATIONS.bib (pkg_dir_path) and checksums.tsv (next to code_path) live next to the
+    # builder file; TFDS would look them up through the (non-existent) package of the module.
     if cls.__dict__.get("pkg_dir_path") is None:
         cls.pkg_dir_path = tfds.core.Path(module.__file__).parent
+    if "code_path" not in cls.__dict__:
+        cls.code_path = tfds.core.Path(module.__file__)
     return cls
 
 
