@@ -32,6 +32,15 @@ from scrabblegan_tf.recognizer import Recognizer
 METRIC_NAMES = ("d_loss", "d_real", "d_fake", "r_ctc", "g_adv", "g_ctc", "gb_scale", "ctc_inf")
 
 
+def concat_padded(images, value: float = 1.0):
+    """Concatenates [B_i, H, W_i, C] images along the batch, padding each on the right with
+    ``value`` (white) to the widest."""
+    width = tf.reduce_max(tf.stack([tf.shape(im)[2] for im in images]))
+    return tf.concat(
+        [tf.pad(im, [[0, 0], [0, 0], [0, width - tf.shape(im)[2]], [0, 0]], constant_values=value)
+         for im in images], 0)
+
+
 class ScrabbleGAN(keras.Model):
     def __init__(self, *, generator, discriminator, recognizer, word_ids, word_lengths,
                  g_every: int = 4, gb_alpha: float = 1.0, gb_epsilon: float = 1e-8, seed: int = 0,
@@ -103,9 +112,14 @@ class ScrabbleGAN(keras.Model):
         """Hinge update of D on real images vs. G(fake words, z). G is not updated."""
         fake = self.generator((fake_ids, fake_lengths, z), training=True)
         fake_widths = fake_lengths * self.char_width
+        # One D pass over real and fake together (both padded with white to a common width):
+        # a larger batch per convolution is faster on CPU than two half-size passes.
+        both = concat_padded([real, fake])
+        widths = tf.concat([tf.cast(real_widths, tf.int32), fake_widths], 0)
+        n_real = tf.shape(real)[0]
         with tf.GradientTape() as tape:
-            real_scores = self.discriminator((real, real_widths), training=True)
-            fake_scores = self.discriminator((fake, fake_widths), training=True)
+            scores = self.discriminator((both, widths), training=True)
+            real_scores, fake_scores = scores[:n_real], scores[n_real:]
             loss, _, _ = losses.d_hinge_loss(real_scores, fake_scores)
             scaled = loss * self._scale()
         grads = tape.gradient(scaled, self.discriminator.trainable_variables)
