@@ -1,0 +1,268 @@
+"""Layers: reparameterised spectral norm (power iteration, gradient through sigma), filter bank,
+masked (conditional) batch norm, width masks, up/down blocks."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from scrabblegan_tf import layers as L
+
+
+def _w_over_sigma(layer):
+    """The normalised kernel an SNDense uses in inference mode, read from its output: with the
+    identity as input and a zero bias, ``y = I @ (W / sigma) = W / sigma``."""
+    n_in = layer.kernel.shape[0]
+    layer.bias.assign(tf.zeros_like(layer.bias))
+    return layer(tf.eye(n_in), training=False).numpy()
+
+
+# -- spectral norm ------------------------------------------------------------------------------
+@pytest.mark.parametrize("make, shape, calls", [
+    # kernel viewed as [3*3*4, 8]: power iteration converges in a handful of steps
+    (lambda: L.SNConv2D(8, 3), (1, 5, 5, 4), 20),
+    # [32, 16] Gaussian: the two top singular values are close, so convergence is slower
+    (lambda: L.SNDense(16), (2, 32), 100),
+])
+def test_power_iteration_makes_top_singular_value_one(make, shape, calls):
+    keras.utils.set_random_seed(0)
+    layer = make()
+    x = tf.random.normal(shape)
+    layer(x, training=True)
+    for _ in range(calls - 1):
+        layer(x, training=True)
+    s = layer.sigma()
+    # sigma = v^T W u with unit u, v never exceeds the top singular value, so W / sigma has top
+    # singular value >= 1; after the iterations it is within 1% of 1.
+    assert 1.0 - 1e-5 <= s < 1.01
+    # sigma() agrees with an independent SVD of the kernel divided by the power-iteration estimate.
+    w = layer.kernel.numpy().reshape(-1, layer.kernel.shape[-1])
+    u = layer.sn_u.numpy()
+    v = u @ w.T
+    v /= np.linalg.norm(v)
+    est = (v @ w @ u.T).item()
+    assert s == pytest.approx(np.linalg.svd(w / est, compute_uv=False)[0], rel=1e-5)
+
+
+def test_power_iteration_on_the_whole_filter_bank():
+    keras.utils.set_random_seed(0)
+    bank = L.FilterBank(81, z_chunk=8, channels=32)  # kernel [8, 81 * 4*4*32]
+    ids, z = tf.constant([[1, 2, 3]]), tf.random.normal((1, 8))
+    for _ in range(20):
+        bank(ids, z, training=True)
+    assert 1.0 - 1e-5 <= bank.sigma() < 1.01
+
+
+def test_normalised_kernel_used_by_the_forward_pass_has_spectral_norm_one():
+    keras.utils.set_random_seed(1)
+    layer = L.SNDense(6)
+    x = tf.random.normal((3, 10))
+    for _ in range(100):
+        layer(x, training=True)
+    w_norm = _w_over_sigma(layer)
+    np.testing.assert_allclose(w_norm, layer.kernel.numpy() / np.linalg.norm(layer.kernel.numpy(), 2),
+                               rtol=1e-2)
+    assert np.linalg.svd(w_norm, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-2)
+
+
+def test_inference_calls_do_not_run_the_power_iteration():
+    keras.utils.set_random_seed(0)
+    layer = L.SNConv2D(4, 3)
+    x = tf.random.normal((1, 4, 4, 2))
+    layer(x, training=True)
+    u = layer.sn_u.numpy().copy()
+    y1 = layer(x, training=False).numpy()
+    y2 = layer(x, training=False).numpy()
+    np.testing.assert_array_equal(layer.sn_u.numpy(), u)
+    np.testing.assert_array_equal(y1, y2)
+    layer(x, training=True)
+    assert not np.array_equal(layer.sn_u.numpy(), u)  # one more power iteration moved u
+    assert np.linalg.norm(layer.sn_u.numpy()) == pytest.approx(1.0, abs=1e-5)  # u is kept unit
+
+
+def test_fresh_layer_estimate_never_exceeds_the_top_singular_value():
+    """sigma = v^T W u <= sigma_max(W) holds for *unit* u and v, so W / sigma must have spectral norm
+    >= 1 -- also before the first training call. ``sn_u`` is initialised N(0, 1) without
+    normalisation (||u|| ~ sqrt(out_dim)) and inference mode uses it as is, so a freshly built layer
+    divides by ~||u|| * sigma: here sigma() ~ 0.3 (also ~0.35 for a filter bank, ||u|| ~ 200).
+    PyTorch's spectral_norm normalises u at creation."""
+    keras.utils.set_random_seed(0)
+    layer = L.SNDense(16)
+    layer.build((None, 32))
+    assert layer.sigma() >= 1.0 - 1e-5
+
+
+def test_gradient_flows_through_sigma_analytic_2x2():
+    """L(W) = ||W / sigma||_F^2 = ||W||_F^2 / sigma^2 with u, v held constant, d sigma/dW = v u^T:
+
+        dL/dW = 2 W / sigma^2 - 2 ||W||_F^2 / sigma^3 * v u^T.
+
+    W = diag(3, 1) with u = v = e1 (the top singular vectors; sigma = 3, ||W||_F^2 = 10):
+        dL/dW = diag(6/9 - 20/27, 2/9) = diag(-2/27, 2/9).
+    Without gradient through sigma (Keras' SpectralNormalization) it would be diag(2/3, 2/9)."""
+    layer = L.SNDense(2, use_bias=False)
+    layer.build((None, 2))
+    layer.kernel.assign([[3.0, 0.0], [0.0, 1.0]])
+    layer.sn_u.assign([[1.0, 0.0]])
+    with tf.GradientTape() as tape:
+        y = layer(tf.eye(2), training=False)  # = W / sigma
+        loss = tf.reduce_sum(tf.square(y))
+    np.testing.assert_allclose(y.numpy(), [[1.0, 0.0], [0.0, 1.0 / 3.0]], rtol=1e-6)
+    assert float(loss) == pytest.approx(10.0 / 9.0, rel=1e-6)
+    grad = tape.gradient(loss, layer.kernel).numpy()
+    np.testing.assert_allclose(grad, [[-2.0 / 27.0, 0.0], [0.0, 2.0 / 9.0]], rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_through_sigma_matches_finite_differences():
+    """At convergence u, v are the top singular vectors, and d sigma_max / dW = v u^T is the exact
+    derivative of the top singular value, so the tape gradient of ||W / sigma||^2 must equal the
+    central finite difference of f(W) = ||W||_F^2 / sigma_max(W)^2 (float64 SVD)."""
+    w = np.array([[1.0, 0.5], [-0.3, 0.8]])
+
+    def f(m):
+        return np.sum(m ** 2) / np.linalg.svd(m, compute_uv=False)[0] ** 2
+
+    h = 1e-5
+    fd = np.zeros_like(w)
+    for i in range(2):
+        for j in range(2):
+            e = np.zeros_like(w)
+            e[i, j] = h
+            fd[i, j] = (f(w + e) - f(w - e)) / (2 * h)
+    layer = L.SNDense(2, use_bias=False)
+    layer.build((None, 2))
+    layer.kernel.assign(w.astype(np.float32))
+    _, _, vt = np.linalg.svd(w)  # w_mat is [in, out]: u is its top right singular vector
+    layer.sn_u.assign(vt[:1].astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(tf.eye(2), training=False)))
+    assert float(loss) == pytest.approx(f(w), rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss, layer.kernel).numpy(), fd, rtol=1e-3, atol=1e-5)
+
+
+# -- filter bank --------------------------------------------------------------------------------
+def test_filter_bank_layout_and_padding_ids():
+    """ids [B, n] -> [B, fh, n*fw, C]; character j fills columns j*fw .. j*fw+fw-1 with the filter
+    of its id applied to z1: reshape(z1 @ (W / sigma))[id]; id 0 gives zeros."""
+    keras.utils.set_random_seed(0)
+    fh, fw, ch, classes, zc = 2, 3, 2, 4, 5
+    bank = L.FilterBank(classes, z_chunk=zc, height=fh, width=fw, channels=ch)
+    ids = tf.constant([[1, 3, 0], [2, 2, 1]])
+    z = tf.random.normal((2, zc))
+    bank(ids, z, training=True)  # normalise u
+    out = bank(ids, z, training=False).numpy()
+    assert out.shape == (2, fh, 3 * fw, ch)
+    w = bank.kernel.numpy()
+    u = bank.sn_u.numpy()
+    v = u @ w.T
+    v /= np.linalg.norm(v)
+    sigma = (v @ w @ u.T).item()
+    filters = (z.numpy() @ (w / sigma)).reshape(2, classes, fh, fw, ch)
+    for b in range(2):
+        for j in range(3):
+            expected = filters[b, ids[b, j]] if ids[b, j] > 0 else np.zeros((fh, fw, ch))
+            np.testing.assert_allclose(out[b, :, j * fw:(j + 1) * fw], expected, rtol=1e-5, atol=1e-7)
+    assert np.all(out[0, :, 2 * fw:] == 0.0)
+
+
+def test_width_mask():
+    m = L.width_mask(tf.constant([2, 0, 3]), 3).numpy()
+    assert m.shape == (3, 1, 3, 1)
+    np.testing.assert_array_equal(m[:, 0, :, 0], [[1, 1, 0], [0, 0, 0], [1, 1, 1]])
+
+
+def test_upsample_nearest():
+    x = tf.reshape(tf.range(4.0), (1, 1, 4, 1))
+    y = L.upsample_nearest(x, (2, 1)).numpy()[0, :, :, 0]
+    np.testing.assert_array_equal(y, [[0, 1, 2, 3], [0, 1, 2, 3]])
+    y = L.upsample_nearest(x, (1, 2)).numpy()[0, 0, :, 0]
+    np.testing.assert_array_equal(y, [0, 0, 1, 1, 2, 2, 3, 3])
+
+
+# -- masked batch norm --------------------------------------------------------------------------
+def _masked_input():
+    """x [2, 2, 3, 2]; sample 0 has 2 valid columns, sample 1 one. Channel 1 = 10 x channel 0.
+    Valid values of channel 0: rows (1, 3) and (2, 4) of sample 0, (5) and (6) of sample 1 ->
+    {1, 2, 3, 4, 5, 6}: mean 3.5, biased variance 17.5 / 6. Padded columns hold 1000."""
+    c0 = np.full((2, 2, 3), 1000.0, np.float32)
+    c0[0, :, :2] = [[1.0, 3.0], [2.0, 4.0]]
+    c0[1, :, :1] = [[5.0], [6.0]]
+    x = np.stack([c0, 10.0 * c0], axis=-1)
+    valid = L.width_mask(tf.constant([2, 1]), 3)
+    return tf.constant(x), valid
+
+
+def test_masked_batch_norm_training_statistics_ignore_padding():
+    x, valid = _masked_input()
+    bn = L.MaskedBatchNorm(conditional=False, momentum=0.9, epsilon=1e-4)
+    y = bn(x, valid, training=True).numpy()
+    mean = np.array([3.5, 35.0])
+    var = np.array([17.5 / 6.0, 1750.0 / 6.0])
+    expected = (x.numpy() - mean) / np.sqrt(var + 1e-4)
+    m = valid.numpy().astype(bool)[..., 0]  # [2, 1, 3]
+    m = np.broadcast_to(m[..., None], y.shape)
+    np.testing.assert_allclose(y[m], expected[m], rtol=1e-5)
+    # moving averages: 0.9 * init + 0.1 * batch statistic
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.1 * mean, rtol=1e-6)
+    np.testing.assert_allclose(bn.moving_var.numpy(), 0.9 * 1.0 + 0.1 * var, rtol=1e-6)
+    # a plain (unmasked) mean would be dominated by the 1000s
+    assert np.mean(x.numpy()[..., 0]) > 300
+
+
+def test_masked_batch_norm_inference_uses_moving_statistics():
+    x, valid = _masked_input()
+    bn = L.MaskedBatchNorm(conditional=False, epsilon=1e-4)
+    bn.build(x.shape)
+    bn.moving_mean.assign([1.0, 2.0])
+    bn.moving_var.assign([4.0, 9.0])
+    bn.gamma.assign([2.0, 1.0])
+    bn.beta.assign([0.5, -1.0])
+    y = bn(x, valid, training=False).numpy()
+    expected = (x.numpy() - [1.0, 2.0]) / np.sqrt(np.array([4.0, 9.0]) + 1e-4) * [2.0, 1.0] + [0.5, -1.0]
+    np.testing.assert_allclose(y, expected, rtol=1e-5)
+    # no batch dependence in inference: sample 0 alone gives the same values
+    alone = bn(x[:1], valid[:1], training=False).numpy()
+    np.testing.assert_array_equal(alone[0], y[0])
+    # and the moving statistics are not touched
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), [1.0, 2.0])
+
+
+def test_conditional_batch_norm_gain_and_bias_from_z():
+    """With one channel and a one-dimensional z, the spectral-normed 1x1 gain/bias kernels [[k]] are
+    divided by sigma = |k| and become sign(k): gain(z) = sign(k_g) z, bias(z) = sign(k_b) z (zero
+    biases). So y = x_hat * (1 + z) - z for k_g = 0.7, k_b = -2."""
+    x = tf.constant(np.array([1.0, 3.0, 5.0, 7.0], np.float32).reshape(2, 1, 2, 1))
+    valid = L.width_mask(tf.constant([2, 2]), 2)
+    z = tf.constant([[0.5], [-0.25]])
+    bn = L.MaskedBatchNorm(conditional=True, epsilon=1e-4)
+    bn(x, valid, z, training=False)  # build
+    bn.gain.kernel.assign([[0.7]])
+    bn.bias.kernel.assign([[-2.0]])
+    y = bn(x, valid, z, training=True).numpy()[:, 0, :, 0]
+    x_hat = (np.array([[1.0, 3.0], [5.0, 7.0]]) - 4.0) / np.sqrt(5.0 + 1e-4)  # mean 4, var 5
+    zz = np.array([[0.5], [-0.25]])
+    np.testing.assert_allclose(y, x_hat * (1.0 + zz) - zz, rtol=1e-5, atol=1e-6)
+
+
+# -- residual blocks ----------------------------------------------------------------------------
+def test_up_block_shapes_and_zero_padding():
+    keras.utils.set_random_seed(0)
+    block = L.UpBlock(6, upsample=(2, 2))
+    x = tf.random.normal((2, 4, 8, 5)) * L.width_mask(tf.constant([8, 4]), 8)
+    z = tf.random.normal((2, 3))
+    y = block(x, L.width_mask(tf.constant([8, 4]), 8), L.width_mask(tf.constant([16, 8]), 16), z,
+              training=True).numpy()
+    assert y.shape == (2, 8, 16, 6)
+    assert np.all(y[1, :, 8:] == 0.0)  # padding of the shorter sample stays zero
+    assert np.abs(y[1, :, :8]).max() > 0.0
+
+
+def test_down_blocks_shapes_and_shortcuts():
+    keras.utils.set_random_seed(0)
+    x = tf.random.normal((2, 8, 12, 3))
+    down = L.DownBlock(5, downsample=True, preactivation=False)
+    assert down(x, training=True).shape == (2, 4, 6, 5)
+    assert down.conv_sc is not None
+    same = L.DownBlock(3, downsample=False)
+    assert same(x, training=True).shape == (2, 8, 12, 3)
+    assert same.conv_sc is None  # identity shortcut: same channels, no pooling
