@@ -90,10 +90,12 @@ def test_h32(tmp_path):
 
 
 def test_found_files_and_skips_are_logged(tmp_path):
-  with mock.patch.object(hw.logging, "warning") as warn:
+  with mock.patch.object(hw.logging, "warning") as warn, \
+       mock.patch.object(hw.logging, "info") as info:  # the same absl module as rimes.logging
     _build("icdar2011", FAKE, tmp_path)
+  found = {(a[1], pathlib.PurePath(str(a[2])).name) for a in (c.args for c in info.call_args_list)
+           if a[0].startswith("rimes: %s ground truth: found")}
   calls = [c.args for c in warn.call_args_list]
-  found = {(a[1], str(a[2])) for a in calls if a[0].startswith("rimes: %s ground truth: found")}
   assert found == {("train", "groundtruth_training_icdar2011.txt"),
                    ("validation", "ground_truth_validation_icdar2011.txt"),
                    ("test", "grount_truth_test_icdar2011.txt")}

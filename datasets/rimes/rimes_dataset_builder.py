@@ -233,7 +233,7 @@ Each ground-truth line: `<relative image path> <word>` (UTF-8, BOM allowed).
     logging.info("rimes: root %s, %d image files", root, len(index))
     splits = {}
     for split, gt_path in gt_files.items():
-      logging.warning("rimes: %s ground truth: found %s", split, gt_path.name)
+      logging.info("rimes: %s ground truth: found %s", split, gt_path)
       rows, seen = [], set()
       for line_no, line in hw.nonblank_lines(hw.read_text(gt_path)):
         where = f"{gt_path.name}:{line_no}: {line[:80]!r}"
