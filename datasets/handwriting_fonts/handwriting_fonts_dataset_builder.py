@@ -272,9 +272,12 @@ def render_word(
     """
     size = int(round(_RENDER_SIZE * rng.uniform(0.85, 1.15)))
     font = _font(font_path, size)
-    # Pen width: a target stroke thickness in pixels of the drawing, reached by Pillow's stroke.
-    pen = rng.uniform(0.03, 0.085) * size
-    stroke = int(np.clip(round((pen - _native_width(font_path) * size / _RENDER_SIZE) / 2), 0, max_stroke))
+    # Pen width: a target stroke thickness relative to the font's x-height (fonts with small letters
+    # in a big em, like Kristi, would otherwise fill their loops), reached with Pillow's stroke.
+    scale = size / _RENDER_SIZE
+    native, x_height = _native_width(font_path)
+    pen = rng.uniform(0.06, 0.17) * x_height * scale
+    stroke = int(np.clip(round((pen - native * scale) / 2), 0, max_stroke))
     spacing = rng.uniform(-0.03, 0.07) * size  # extra space between letters
     wave_amp = rng.uniform(0.0, 0.04) * size  # slow baseline drift
     wave_len = rng.uniform(3.0, 8.0)  # in letters
@@ -307,8 +310,11 @@ def render_word(
     noise = rng.uniform(0.5, 3.5)
 
     # The font's line box (so the letters of a font keep their size relative to the image height).
+    # Clamped to 2 x-heights above and 1 below the baseline: some fonts (dkg, Ecolier) have loops of
+    # a whole em and would otherwise draw tiny letters; the crop still contains all of the ink.
     ref = font.getbbox(_REF_TEXT, anchor="ls")  # (left, top, right, bottom) from the baseline
-    line_top, line_bottom = baseline + ref[1], baseline + ref[3]
+    line_top = baseline + max(ref[1], -2.0 * x_height * scale)
+    line_bottom = baseline + min(ref[3], 1.0 * x_height * scale)
     rows = np.nonzero(canvas.max(axis=1) > 20)[0]
     cols = np.nonzero(canvas.max(axis=0) > 20)[0]
     if cols.size == 0:  # nothing drawn (cannot happen with checked glyphs): an empty word box
@@ -348,14 +354,17 @@ def render_word(
 
 
 @functools.lru_cache(maxsize=64)
-def _native_width(path: str) -> float:
-    """Approximate stroke thickness of the font at ``_RENDER_SIZE`` (2 * area / perimeter)."""
+def _native_width(path: str) -> tuple[float, float]:
+    """Approximate stroke thickness (2 * area / perimeter) and x-height of the font, in pixels at
+    ``_RENDER_SIZE``."""
     font = _font(path, _RENDER_SIZE)
     layer = Image.new("L", (8 * _RENDER_SIZE, 3 * _RENDER_SIZE), 0)
     ImageDraw.Draw(layer).text((10, 2 * _RENDER_SIZE), "nmuohe", font=font, fill=255, anchor="ls")
     a = np.asarray(layer) > 127
     edges = (a[1:] != a[:-1]).sum() + (a[:, 1:] != a[:, :-1]).sum()
-    return float(2 * a.sum() / max(1, edges))
+    top, bottom = font.getbbox("x", anchor="ls")[1::2]
+    x_height = float(bottom - top) if bottom > top else 0.5 * _RENDER_SIZE
+    return float(2 * a.sum() / max(1, edges)), x_height
 
 
 @functools.lru_cache(maxsize=16384)
