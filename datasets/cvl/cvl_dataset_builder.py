@@ -100,7 +100,7 @@ class Builder(tfds.core.GeneratorBasedBuilder,
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: english/all, h32 variants, writer-disjoint validation."}
   BUILDER_CONFIGS = _configs()
-  DEFAULT_CONFIG_NAME = "english"
+  DEFAULT_BUILDER_CONFIG_NAME = "english"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Register and download the CVL Database 1.1 from
   {HOMEPAGE}
@@ -170,7 +170,8 @@ unzip cvl-database-1-1.zip and pass the `cvl-database-1-1` folder (or its parent
         "test": [m for m in samples["testset"] if keep(m)],
     }
     skips.report("file names")
-    logging.info("cvl/%s: samples per split (before image checks): %s", cfg.name, {k: len(v) for k, v in splits.items()})
+    logging.info("cvl/%s: samples per split (before image checks): %s", cfg.name,
+                 {k: len(v) for k, v in splits.items()})
     return {split: self._generate_examples(rows, split, strict) for split, rows in splits.items()}
 
   def _generate_examples(self, rows, split, strict):

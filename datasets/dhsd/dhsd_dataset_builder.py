@@ -153,7 +153,7 @@ class Builder(tfds.core.GeneratorBasedBuilder,
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: writer_independent and original splits, h32 variants."}
   BUILDER_CONFIGS = _configs()
-  DEFAULT_CONFIG_NAME = "writer_independent"
+  DEFAULT_BUILDER_CONFIG_NAME = "writer_independent"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Optional: DHSD is downloaded from Zenodo ({DOWNLOAD_URL}) when --manual_dir is not given.
 To build offline, unzip DHSD.zip and pass the unpacked folder (or its parent) as --manual_dir:
@@ -228,7 +228,8 @@ To build offline, unzip DHSD.zip and pass the unpacked folder (or its parent) as
         kept.append(row)
       splits[split] = kept
     skips.report("metadata")
-    logging.info("dhsd/%s: samples per split (before image checks): %s", cfg.name, {k: len(v) for k, v in splits.items()})
+    logging.info("dhsd/%s: samples per split (before image checks): %s", cfg.name,
+                 {k: len(v) for k, v in splits.items()})
     return {
         split: self._generate_examples(root, rows, split, strict)
         for split, rows in splits.items()

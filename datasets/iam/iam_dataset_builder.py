@@ -184,7 +184,7 @@ class Builder(tfds.core.GeneratorBasedBuilder,
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: official and Aachen splits, err words optional, h32."}
   BUILDER_CONFIGS = _configs()
-  DEFAULT_CONFIG_NAME = "official"
+  DEFAULT_BUILDER_CONFIG_NAME = "official"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Register at {HOMEPAGE} and download, then unpack into one folder, the --manual_dir:
   <manual_dir>/ascii/words.txt                 (ascii.tgz; `words.txt` at the top also accepted)

@@ -180,7 +180,7 @@ class Builder(tfds.core.GeneratorBasedBuilder,
       RimesConfig(name="h32", height=hw.TARGET_HEIGHT,
                   description="ICDAR 2011 word recognition splits; resized to height 32"),
   ]
-  DEFAULT_CONFIG_NAME = "icdar2011"
+  DEFAULT_BUILDER_CONFIG_NAME = "icdar2011"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Request the RIMES database (ICDAR 2011 word recognition set) at
   {HOMEPAGE}
