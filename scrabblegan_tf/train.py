@@ -216,7 +216,6 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         char_width=cfg.model.char_width, height=cfg.model.image_height,
         max_label_len=cfg.data.max_label_len, shuffle_buffer=cfg.data.shuffle_buffer,
         seed=cfg.run.seed, bucket_boundaries=cfg.data.bucket_boundaries)
-    dist_ds = strategy.experimental_distribute_dataset(ds)
 
     # Models and optimizers, all inside the strategy scope.
     with strategy.scope():
@@ -228,7 +227,9 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed)
         gan.compile(*make_optimizers(cfg))
         gan.build_all()
-        iterator = iter(dist_ds)
+        # A plain (checkpointable) iterator over global batches; each replica takes its slice
+        # inside the step (a distributed iterator cannot be checkpointed).
+        iterator = iter(ds)
         ckpt = tf.train.Checkpoint(
             generator=gan.generator, discriminator=gan.discriminator, recognizer=gan.recognizer,
             g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
@@ -246,9 +247,15 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         f"R {gan.recognizer.count_params():,} parameters; {replicas} replica(s); "
         f"batch {cfg.data.batch_size} x g_every {cfg.optim.g_every} per replica")
 
-    @tf.function(input_signature=[dist_ds.element_spec], jit_compile=bool(cfg.run.jit_compile))
+    def replica_step(batch):
+        if replicas > 1:
+            i = tf.distribute.get_replica_context().replica_id_in_sync_group
+            batch = {k: v[i * per_replica:(i + 1) * per_replica] for k, v in batch.items()}
+        return gan.train_step(batch)
+
+    @tf.function(input_signature=[ds.element_spec], jit_compile=bool(cfg.run.jit_compile))
     def train_iteration(batch):
-        strategy.run(gan.train_step, args=(batch,))
+        strategy.run(replica_step, args=(batch,))
 
     # Fixed sample words and styles, so grids of different steps compare.
     sample_words = [w for w in SAMPLE_WORDS if alphabet.can_encode(w)][: cfg.run.num_samples]
@@ -276,12 +283,16 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     while step < cfg.run.steps:
         train_iteration(next(iterator))
         step += 1
+        if step == start_step + 1:  # the first call traces: leave it out of the rates
+            log(f"step {step}: traced and ran the first iteration in {time.perf_counter() - t0:.1f} s")
+            t0 = last_t = time.perf_counter()
+            last_step = step
         if step % cfg.run.log_every == 0 or step == cfg.run.steps:
             metrics = {m.name: float(m.result()) for m in gan.metrics}
             for m in gan.metrics:
                 m.reset_state()
             now = time.perf_counter()
-            rate = (step - last_step) / max(now - last_t, 1e-9)
+            rate = (step - last_step) / max(now - last_t, 1e-9) if step > last_step else 0.0
             with writer.as_default(step=step):
                 for k, v in metrics.items():
                     tf.summary.scalar(k, v)
@@ -298,6 +309,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         log(f"samples: {write_samples(step)}")
     writer.flush()
     elapsed = time.perf_counter() - t0
-    ips = (step - start_step) * images_per_iter / elapsed if step > start_step else 0.0
+    timed = step - start_step - 1
+    ips = timed * images_per_iter / elapsed if timed > 0 else 0.0
     log(f"done: step {step}, {ips:.1f} real images/s")
     return TrainResult(step=step, metrics=metrics, images_per_s=ips)
