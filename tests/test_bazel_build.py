@@ -120,7 +120,7 @@ def test_fake_tree_targets(fake):
   assert toy["data"] == ["toy/dummy_data/train.csv", "toy/dummy_data/w1/1_0.png"]
   assert toy["deps"] == [":_shared"]
   runfiles = ws.closure("//tests:test_toy")
-  assert {"datasets/toy/dummy_data/w1/1_0.png", "tests/fixtures/words.txt", "@shared//:data"} <= runfiles
+  assert {"datasets/toy/dummy_data/w1/1_0.png", "tests/fixtures/words.txt", "@shared//:data_dir"} <= runfiles
 
 
 def test_test_file_without_py_test(fake):

@@ -11,7 +11,7 @@ that Python also runs. This module executes them with Bazel's `glob` semantics (
   the srcs or data of a target;
 - every module there with a `__main__` guard (a CLI; dataset tooling and tests aside) is run by a
   py_binary;
-- every py_test sees all of that, plus ../shared/data (@shared//:data), in its runfiles;
+- every py_test sees all of that, plus ../shared/data (@shared//:data_dir), in its runfiles;
 - no such file name holds whitespace (Bazel 4's runfiles manifests cannot).
 
 Files matching JUNK in tools/bazel/defs.bzl (byte code, caches) are never build inputs.
@@ -37,7 +37,7 @@ COVERED_TREES = ("scrabblegan_tf", "datasets", "export", "bench", "tests")
 CLI_TREES = ("", "scrabblegan_tf", "export", "bench")
 TEST_FILE_PATTERNS = ("**/test_*.py", "**/*_test.py")
 PYTEST_MAIN = "tools/bazel/pytest_main.py"
-SHARED_DATA = "@shared//:data"
+SHARED_DATA = "@shared//:data_dir"
 MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*["']__main__["']\s*:""", re.MULTILINE)
 # Bazel 4.2's build-runfiles fails on "link or target filename contains space".
 BAD_NAME = re.compile(r"\s")
