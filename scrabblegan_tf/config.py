@@ -115,8 +115,12 @@ class Config:
     def from_dict(cls, d: dict[str, Any]) -> "Config":
         cfg = cls()
         for section, values in d.items():
+            if section not in _field_names(cfg):
+                raise ValueError(f"Unknown config section {section!r}")
             sub = getattr(cfg, section)
             for k, v in values.items():
+                if k not in _field_names(sub):
+                    raise ValueError(f"Unknown config key {section}.{k}")
                 setattr(sub, k, _coerce(getattr(sub, k), v, f"{section}.{k}"))
         return cfg
 
@@ -173,18 +177,25 @@ def _parse(current: Any, raw: str, key: str) -> Any:
 
 
 def _coerce(current: Any, value: Any, key: str) -> Any:
+    """``value`` converted to the type of ``current``; a ValueError naming ``key`` otherwise."""
     if isinstance(current, tuple):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key}: expected a list, got {value!r}")
         return tuple(tuple(v) if isinstance(v, list) else v for v in value)
     if isinstance(current, bool):
-        return bool(value)
-    if isinstance(current, int) and not isinstance(value, bool):
-        if float(value) != int(value):
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected a boolean, got {value!r}")
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
             raise ValueError(f"{key}: expected an integer, got {value!r}")
         return int(value)
     if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key}: expected a number, got {value!r}")
         return float(value)
+    if isinstance(current, str) and not isinstance(value, str):
+        raise ValueError(f"{key}: expected a string, got {value!r}")
     return value
 
 

@@ -2,7 +2,9 @@
 
 Each position of the last feature map scores one overlapping patch of the input (its receptive
 field); the image's score is the mean of the patch scores over the valid columns only (Fogel et al.
-2020, Sec. 3.2), so padding a short word with white to the batch width does not change its score.
+2020, Sec. 3.2), so the padding of a short word to the batch width adds no patch of its own. (The
+valid patches next to the end still see some padding through their receptive fields, so the score
+changes slightly with padding; padding is white, like the paper around real words.)
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ class Discriminator(keras.Model):
             raise ValueError("num_down must be between 0 and the number of blocks")
         kw = dict(init_std=init_std, sn_eps=sn_eps)
         self.num_down = num_down
-        self.blocks = [
-            L.DownBlock(c, downsample=i < num_down, preactivation=i > 0, name=f"down{i}", **kw)
-            for i, c in enumerate(channels)
-        ]
+        # Attributes down0, down1, ... rather than a list (see Generator: checkpoint tracking).
+        self.num_blocks = len(channels)
+        for i, c in enumerate(channels):
+            setattr(self, f"down{i}", L.DownBlock(c, downsample=i < num_down, preactivation=i > 0,
+                                                  name=f"down{i}", **kw))
         self.out = L.SNDense(1, name="patch_score", **kw)
+
+    @property
+    def blocks(self):
+        return [getattr(self, f"down{i}") for i in range(self.num_blocks)]
 
     def patch_scores(self, images, training=False):
         """[B, H', W'] scores, H' = H / 2**num_down, W' = W / 2**num_down."""

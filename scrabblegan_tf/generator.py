@@ -45,10 +45,12 @@ class Generator(keras.Model):
         self.filter_bank = L.FilterBank(num_classes, z_chunk=z_dim // num_z_chunks,
                                         height=base_height, width=base_width,
                                         channels=channels[0], name="filter_bank", **kw)
-        self.blocks = [
-            L.UpBlock(c, upsample=u, bn_momentum=bn_momentum, bn_eps=bn_eps, name=f"up{i}", **kw)
-            for i, (c, u) in enumerate(zip(channels[1:], self.upsample))
-        ]
+        # Sub-layers are plain attributes (up0, up1, ...), not a list: Keras 3 lists of layers are
+        # invisible to tf.train.Checkpoint, whose saves would then miss their non-trainable state.
+        self.num_blocks = len(channels) - 1
+        for i, (c, u) in enumerate(zip(channels[1:], self.upsample)):
+            setattr(self, f"up{i}", L.UpBlock(c, upsample=u, bn_momentum=bn_momentum,
+                                              bn_eps=bn_eps, name=f"up{i}", **kw))
         self.out_bn = L.MaskedBatchNorm(conditional=False, momentum=bn_momentum, epsilon=bn_eps,
                                         name="out_bn", **kw)
         self.out_conv = L.SNConv2D(1, 3, name="out_conv", **kw)
@@ -56,9 +58,9 @@ class Generator(keras.Model):
     def call(self, inputs, training=False):
         """inputs: (ids int32 [B, n], lengths int32 [B], z float32 [B, z_dim]) -> [B, 32, 16n, 1]."""
         ids, lengths, z = inputs
-        ids = tf.convert_to_tensor(ids, tf.int32)
-        lengths = tf.convert_to_tensor(lengths, tf.int32)
-        z = tf.convert_to_tensor(z, tf.float32)
+        ids = tf.cast(ids, tf.int32)
+        lengths = tf.cast(lengths, tf.int32)
+        z = tf.cast(z, tf.float32)
         # Ids at or beyond a word's length are padding, whatever the caller put there.
         n = tf.shape(ids)[1]
         ids = ids * tf.sequence_mask(lengths, n, dtype=tf.int32)
@@ -75,6 +77,10 @@ class Generator(keras.Model):
         x = tf.nn.relu(self.out_bn(x, valid, training=training)) * valid
         x = tf.tanh(self.out_conv(x, training=training))
         return x * valid + (1.0 - valid)
+
+    @property
+    def blocks(self):
+        return [getattr(self, f"up{i}") for i in range(self.num_blocks)]
 
     def image_widths(self, lengths):
         return tf.convert_to_tensor(lengths, tf.int32) * self.char_width

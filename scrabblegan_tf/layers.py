@@ -27,6 +27,22 @@ def _l2_normalize(x: tf.Tensor, eps: float) -> tf.Tensor:
     return x / (tf.norm(x) + eps)
 
 
+class UnitNormal(keras.initializers.Initializer):
+    """A random direction: N(0, 1) samples scaled to unit L2 norm (PyTorch's spectral_norm
+    initialises its u vector this way, so sigma is a lower bound of the top singular value from
+    the start)."""
+
+    def __init__(self, seed=None):
+        self._normal = keras.initializers.RandomNormal(0.0, 1.0, seed=seed)
+
+    def __call__(self, shape, dtype=None):
+        x = self._normal(shape, dtype=dtype)
+        return x / tf.norm(x)
+
+    def get_config(self):
+        return {}
+
+
 def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
     """One power iteration (Miyato et al. 2018, Algorithm 1) on ``w_mat`` [in, out].
 
@@ -49,7 +65,7 @@ class _SpectralNormMixin:
         self.sn_u = self.add_weight(
             name="sn_u",
             shape=(1, out_dim),
-            initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            initializer=UnitNormal(),
             trainable=False,
             aggregation="only_first_replica",
         )
@@ -173,14 +189,34 @@ def width_mask(widths: tf.Tensor, total_width, dtype=tf.float32) -> tf.Tensor:
     return m[:, None, :, None]
 
 
+def masked_moments(x, valid):
+    """Per-channel mean and (biased) variance of ``x`` [B, H, W, C] over batch, height and the
+    valid columns (``valid`` [B, 1, W, 1]). Inside ``strategy.run`` the moments are over the
+    global batch (all replicas; two all-reduces: sums, then squared deviations), so a replicated
+    step normalises exactly like one device holding the whole batch (synchronised batch norm)."""
+    ctx = tf.distribute.get_replica_context()
+    sync = ctx is not None and ctx.num_replicas_in_sync > 1
+    count = tf.reduce_sum(valid) * tf.cast(tf.shape(x)[1], x.dtype)
+    total = tf.reduce_sum(x * valid, axis=(0, 1, 2))
+    if sync:
+        count, total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [count, total])
+    count = tf.maximum(count, 1.0)
+    mean = total / count
+    sq = tf.reduce_sum(tf.square(x - mean) * valid, axis=(0, 1, 2))
+    if sync:
+        sq = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sq)
+    return mean, sq / count
+
+
 class MaskedBatchNorm(keras.layers.Layer):
     """Batch norm whose statistics ignore padded columns; optionally class/style-conditional.
 
     Conditional form (BigGAN's ccbn, Brock et al. 2019; de Vries et al. 2017):
     ``y = x_hat * (1 + gain(z)) + bias(z)`` with ``gain`` and ``bias`` spectral-normed linear maps of
     the style chunk z. Unconditional form: ``y = x_hat * gamma + beta``. In training the mean and
-    variance are over (batch, height, valid columns); moving averages serve inference, so a word's
-    image at inference does not depend on the other words of its batch.
+    variance are over (batch, height, valid columns), synchronised across replicas
+    (``masked_moments``); moving averages serve inference, so a word's image at inference does not
+    depend on the other words of its batch.
     """
 
     def __init__(self, *, conditional=True, momentum=0.99, epsilon=1e-4, init_std=0.02,
@@ -207,10 +243,7 @@ class MaskedBatchNorm(keras.layers.Layer):
 
     def call(self, x, valid, z=None, training=False):
         if training:
-            count = tf.reduce_sum(valid) * tf.cast(tf.shape(x)[1], x.dtype)
-            count = tf.maximum(count, 1.0)
-            mean = tf.reduce_sum(x * valid, axis=(0, 1, 2)) / count
-            var = tf.reduce_sum(tf.square(x - mean) * valid, axis=(0, 1, 2)) / count
+            mean, var = masked_moments(x, valid)
             self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
             self.moving_var.assign(self.momentum * self.moving_var + (1 - self.momentum) * var)
         else:

@@ -26,21 +26,30 @@ def ctc_loss(labels, label_lengths, logits, logit_lengths):
 
     ``logits`` [B, T, C] are turned into log-probabilities with a log-softmax over C; ``labels``
     [B, L] hold ids 1..C-1 padded with 0; lengths are per sample. Infinite losses (a label that
-    cannot fit in its logit length) are replaced by 0, like PyTorch's ``zero_infinity=True``, so they
-    contribute no gradient.
+    cannot fit in its logit length: fewer frames than symbols plus repeated neighbours) are replaced
+    by 0, like PyTorch's ``zero_infinity=True``, so they contribute no gradient.
 
     Returns (losses [B], num_infinite int32 scalar).
     """
+    labels = tf.cast(labels, tf.int32)
+    label_lengths = tf.cast(label_lengths, tf.int32)
+    logit_lengths = tf.cast(logit_lengths, tf.int32)
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     losses = tf.nn.ctc_loss(
-        labels=tf.cast(labels, tf.int32),
+        labels=labels,
         logits=log_probs,
-        label_length=tf.cast(label_lengths, tf.int32),
-        logit_length=tf.cast(logit_lengths, tf.int32),
+        label_length=label_lengths,
+        logit_length=logit_lengths,
         logits_time_major=False,
         blank_index=0,
     )
-    finite = tf.math.is_finite(losses)
+    # TF's CPU kernel returns a large finite value (not inf) for a label that cannot fit, so
+    # feasibility is checked explicitly: a path needs one frame per symbol plus one blank between
+    # each pair of equal neighbours.
+    in_label = tf.sequence_mask(label_lengths, tf.shape(labels)[1])
+    repeats = tf.reduce_sum(
+        tf.cast((labels[:, 1:] == labels[:, :-1]) & in_label[:, 1:], tf.int32), axis=1)
+    finite = tf.math.is_finite(losses) & (label_lengths + repeats <= logit_lengths)
     num_inf = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int32))
     return tf.where(finite, losses, tf.zeros_like(losses)), num_inf
 

@@ -217,7 +217,9 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         max_label_len=cfg.data.max_label_len, shuffle_buffer=cfg.data.shuffle_buffer,
         seed=cfg.run.seed, bucket_boundaries=cfg.data.bucket_boundaries)
 
-    # Models and optimizers, all inside the strategy scope.
+    # Models and optimizers, all inside the strategy scope. Seeding right before creating them
+    # makes the initial weights depend on the seed alone (not on what ran before in the process).
+    keras.utils.set_random_seed(cfg.run.seed)
     with strategy.scope():
         gan = ScrabbleGAN(
             generator=make_generator(cfg.model, alphabet.num_classes),
