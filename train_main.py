@@ -21,6 +21,11 @@ flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "default"], "Distributi
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
 flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_string("unlabeled_dataset", None,
+                    "Real images without labels for D (semi-supervised): <name>[/<config>][:<split>] "
+                    "of a datasets/ builder, or folder:/path/to/images.")
+flags.DEFINE_string("unlabeled_manual_dir", None, "Manual dir of the unlabeled dataset.")
+flags.DEFINE_bool("disjoint", None, "D on unlabeled images only, R on labelled images only.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -31,7 +36,10 @@ def build_config() -> config_lib.Config:
     for name, section, field in (("steps", "run", "steps"), ("batch_size", "data", "batch_size"),
                                  ("strategy", "run", "strategy"),
                                  ("cpu_devices", "run", "cpu_devices"),
-                                 ("jit_compile", "run", "jit_compile"), ("seed", "run", "seed")):
+                                 ("jit_compile", "run", "jit_compile"), ("seed", "run", "seed"),
+                                 ("unlabeled_dataset", "data", "unlabeled_dataset"),
+                                 ("unlabeled_manual_dir", "data", "unlabeled_manual_dir"),
+                                 ("disjoint", "data", "disjoint")):
         value = getattr(FLAGS, name)
         if value is not None:
             setattr(getattr(cfg, section), field, value)

@@ -67,6 +67,12 @@ class DataConfig:
     batch_size: int = 8
     shuffle_buffer: int = 2048
     bucket_boundaries: tuple[int, ...] = (4, 6, 8, 10, 13)  # label lengths, for width bucketing
+    # Semi-supervised: real images without labels for D. "<name>[/<config>][:<split>]" of a
+    # datasets/ builder, or "folder:/path/to/images". Empty: none.
+    unlabeled_dataset: str = ""
+    unlabeled_manual_dir: str = ""
+    unlabeled_max_width: int = 512  # wider unlabeled images are squeezed to this width
+    disjoint: bool = False  # D only on unlabeled images, R only on labelled ones
 
 
 @dataclass

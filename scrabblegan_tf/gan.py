@@ -44,10 +44,21 @@ def concat_padded(images, value: float = 1.0):
 class ScrabbleGAN(keras.Model):
     def __init__(self, *, generator, discriminator, recognizer, word_ids, word_lengths,
                  g_every: int = 4, gb_alpha: float = 1.0, gb_epsilon: float = 1e-8, seed: int = 0,
+                 semi_supervised: bool = False, disjoint: bool = False,
                  name: str = "scrabblegan", **kwargs):
         """``word_ids`` [N, L] / ``word_lengths`` [N]: the lexicon the fake words are drawn from
-        (ids from the alphabet, 0-padded)."""
+        (ids from the alphabet, 0-padded).
+
+        ``semi_supervised``: batches also carry ``unlabeled_image`` / ``unlabeled_width`` (real
+        images without labels, e.g. of the test-time domain), and every mini-batch adds a D step on
+        them (Fogel et al. 2020, Sec. 3.4). ``disjoint``: D trains on the unlabeled images only and
+        R on the labelled ones only.
+        """
+        if disjoint and not semi_supervised:
+            raise ValueError("disjoint training needs an unlabeled stream (semi_supervised=True)")
         super().__init__(name=name, **kwargs)
+        self.semi_supervised = bool(semi_supervised)
+        self.disjoint = bool(disjoint)
         self.generator = generator
         self.discriminator = discriminator
         self.recognizer = recognizer
@@ -63,7 +74,13 @@ class ScrabbleGAN(keras.Model):
         self.rng = tf.random.Generator.from_seed(seed)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in METRIC_NAMES}
+        names = list(METRIC_NAMES)
+        if self.semi_supervised:
+            names[names.index("d_real")] = "d_real_labelled"
+            names.insert(names.index("d_real_labelled") + 1, "d_real_unlabeled")
+            if self.disjoint:
+                names.remove("d_real_labelled")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     # -- Keras plumbing ---------------------------------------------------------------------
     def compile(self, g_optimizer, d_optimizer, r_optimizer, **kwargs):
@@ -163,20 +180,35 @@ class ScrabbleGAN(keras.Model):
     # -- one training iteration -----------------------------------------------------------
     def train_step(self, data):
         """``data``: dict with ``image`` [g_every*B, 32, W, 1], ``image_width`` [g_every*B],
-        ``label`` [g_every*B, L], ``label_length`` [g_every*B] (per replica)."""
+        ``label`` [g_every*B, L], ``label_length`` [g_every*B] (per replica); in semi-supervised
+        mode also ``unlabeled_image`` [g_every*B, 32, W', 1] and ``unlabeled_width``."""
         images = tf.split(data["image"], self.g_every)
         widths = tf.split(data["image_width"], self.g_every)
         labels = tf.split(data["label"], self.g_every)
         label_lengths = tf.split(data["label_length"], self.g_every)
+        if self.semi_supervised:
+            u_images = tf.split(data["unlabeled_image"], self.g_every)
+            u_widths = tf.split(data["unlabeled_width"], self.g_every)
         n = tf.shape(images[0])[0]
         t = self.trackers
+        real_key = "d_real_labelled" if self.semi_supervised else "d_real"
         for i in range(self.g_every):
-            ids, lengths = self.sample_words(n)
-            d_loss, d_real, d_fake = self.d_step(images[i], widths[i], ids, lengths, self.sample_z(n))
+            if not self.disjoint:
+                ids, lengths = self.sample_words(n)
+                d_loss, d_real, d_fake = self.d_step(images[i], widths[i], ids, lengths,
+                                                     self.sample_z(n))
+                t["d_loss"].update_state(d_loss)
+                t[real_key].update_state(d_real)
+                t["d_fake"].update_state(d_fake)
+            if self.semi_supervised:
+                m = tf.shape(u_images[i])[0]
+                ids, lengths = self.sample_words(m)
+                d_loss, d_real, d_fake = self.d_step(u_images[i], u_widths[i], ids, lengths,
+                                                     self.sample_z(m))
+                t["d_loss"].update_state(d_loss)
+                t["d_real_unlabeled"].update_state(d_real)
+                t["d_fake"].update_state(d_fake)
             r_loss, r_inf = self.r_step(images[i], widths[i], labels[i], label_lengths[i])
-            t["d_loss"].update_state(d_loss)
-            t["d_real"].update_state(d_real)
-            t["d_fake"].update_state(d_fake)
             t["r_ctc"].update_state(r_loss)
             t["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
         ids, lengths = self.sample_words(n)

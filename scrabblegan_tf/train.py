@@ -132,6 +132,42 @@ def make_lexicon(cfg: Config, alphabet: Alphabet, texts: list[str]):
     return Lexicon.from_labels(texts, **kw)
 
 
+def parse_unlabeled_spec(spec: str) -> tuple[str, str | None, str]:
+    """``"<name>[/<config>][:<split>]"`` -> (name, config or None, split (default train)).
+    ``"folder:/path"`` -> ("folder", None, "/path")."""
+    if spec.startswith("folder:"):
+        path = spec[len("folder:"):]
+        if not path:
+            raise ValueError("--unlabeled_dataset=folder:<path> needs a path")
+        return "folder", None, path
+    name, _, split = spec.partition(":")
+    name, _, config = name.partition("/")
+    if not name:
+        raise ValueError(f"Bad unlabeled dataset spec {spec!r}: expected <name>[/<config>][:<split>]")
+    return name, config or None, split or "train"
+
+
+def unlabeled_images(cfg: Config, *, data_dir=None, log=print):
+    """The unlabeled image source named by ``cfg.data.unlabeled_dataset`` (a tf.data.Dataset of
+    dicts with ``image``; any labels are ignored)."""
+    import tensorflow_datasets as tfds
+
+    from scrabblegan_tf import builders
+
+    name, config, split = parse_unlabeled_spec(cfg.data.unlabeled_dataset)
+    if name == "folder":
+        from scrabblegan_tf.image_folder import load_image_folder
+
+        ds, _ = load_image_folder(split, height=cfg.model.image_height, log=log)
+        return ds
+    manual_dir = cfg.data.unlabeled_manual_dir or None
+    builder = builders.get_builder(name, data_dir=data_dir, config=config, manual_dir=manual_dir)
+    builders.ensure_prepared(builder, manual_dir=manual_dir, log=log)
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()})
+    return ds.map(lambda ex: {"image": ex["image"]})
+
+
 # -- the job ---------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
@@ -216,6 +252,19 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         char_width=cfg.model.char_width, height=cfg.model.image_height,
         max_label_len=cfg.data.max_label_len, shuffle_buffer=cfg.data.shuffle_buffer,
         seed=cfg.run.seed, bucket_boundaries=cfg.data.bucket_boundaries)
+    semi = bool(cfg.data.unlabeled_dataset)
+    if cfg.data.disjoint and not semi:
+        raise ValueError("--disjoint needs --unlabeled_dataset")
+    if semi:
+        # Both streams repeat forever, so the zip never ends: the shorter one simply repeats.
+        unl = data_lib.unlabeled_pipeline(
+            unlabeled_images(cfg, data_dir=data_dir, log=log), batch_size=per_replica * replicas,
+            height=cfg.model.image_height, max_width=cfg.data.unlabeled_max_width,
+            shuffle_buffer=cfg.data.shuffle_buffer, seed=cfg.run.seed + 1)
+        ds = tf.data.Dataset.zip((ds, unl)).map(
+            lambda lab, u: {**lab, "unlabeled_image": u["image"], "unlabeled_width": u["image_width"]})
+        log(f"semi-supervised: unlabeled images from {cfg.data.unlabeled_dataset}"
+            + (" (disjoint: D on unlabeled only, R on labelled only)" if cfg.data.disjoint else ""))
 
     # Models and optimizers, all inside the strategy scope. Seeding right before creating them
     # makes the initial weights depend on the seed alone (not on what ran before in the process).
@@ -226,7 +275,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             discriminator=make_discriminator(cfg.model),
             recognizer=make_recognizer(cfg.model, alphabet.num_classes),
             word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
-            gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed)
+            gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
+            semi_supervised=semi, disjoint=cfg.data.disjoint)
         gan.compile(*make_optimizers(cfg))
         gan.build_all()
         # A plain (checkpointable) iterator over global batches; each replica takes its slice
