@@ -9,7 +9,7 @@ from PIL import Image
 
 from scrabblegan_tf import train as train_lib
 from scrabblegan_tf.image_folder import load_image_folder
-from tests.tiny_models import (ALPHABET, LEXICON, real_batch, tiny_discriminator, tiny_generator,
+from tiny_models import (ALPHABET, LEXICON, real_batch, tiny_discriminator, tiny_generator,
                                tiny_recognizer, trainable_snapshot)
 
 
@@ -133,7 +133,7 @@ def test_unlabeled_spec_parsing():
 
 
 def test_resume_with_both_streams(tmp_path):
-    from tests.test_train import in_memory_dataset, tiny_config
+    from test_train import in_memory_dataset, tiny_config
 
     write_mixed_folder(tmp_path / "unl")
     logs = []
