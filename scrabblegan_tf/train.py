@@ -358,7 +358,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             log(f"checkpoint: {manager.save(checkpoint_number=step)}")
     if step != start_step or not manager.latest_checkpoint:
         log(f"checkpoint: {manager.save(checkpoint_number=step)}")
-        log(f"samples: {write_samples(step)}")
+        if step % cfg.run.sample_every:
+            log(f"samples: {write_samples(step)}")
     writer.flush()
     elapsed = time.perf_counter() - t0
     timed = step - start_step - 1
