@@ -1,0 +1,371 @@
+"""Export of G as a TF Serving SavedModel (export/export_lib.py, export/export_main.py).
+
+One untrained smoke workdir (config.json, alphabet.json, a checkpoint of G after two training-mode
+calls, so the norms' moving statistics are not 0 / 1) is exported once through the CLI with
+``--version=1 --max_text_length=12``; the tests read that version with ``saved_model_cli``, in a
+fresh process and in this one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `export` is a package at the repository root (export/__init__.py)
+    sys.path.insert(0, str(REPO))
+
+from export import export_lib  # noqa: E402
+from scrabblegan_tf import config as config_lib  # noqa: E402
+from scrabblegan_tf.alphabet import Alphabet  # noqa: E402
+from scrabblegan_tf.generate import load_generator, render, style_vectors  # noqa: E402
+from scrabblegan_tf.model_factory import make_generator  # noqa: E402
+
+MAX_LEN = 12  # --max_text_length of the CLI export
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:
+    """A training workdir without training: smoke-config G, config.json, alphabet.json and a
+    ``tf.train.Checkpoint(generator=G)`` in ``<path>/checkpoints`` (what generate.load_generator
+    restores). Two training-mode calls move the norms' statistics and the power-iteration vectors
+    away from their initial values."""
+    import keras
+
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = config_lib.get_config("smoke")
+    cfg.data.alphabet = alphabet
+    abc = Alphabet.preset(alphabet)
+    keras.utils.set_random_seed(seed)
+    gen = make_generator(cfg.model, abc.num_classes)
+    ids, lengths = abc.encode_batch(["hello", "ab", "world", "Q"])
+    z = tf.random.stateless_normal((4, cfg.model.z_dim), seed=(seed, 1))
+    for _ in range(2):
+        gen((ids, lengths, z), training=True)
+    (path / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    (path / "alphabet.json").write_text(abc.to_json(), encoding="utf-8")
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), str(path / "checkpoints"),
+                                         max_to_keep=1)
+    manager.save(checkpoint_number=1)
+    return str(path)
+
+
+def saved_model_cli(*args, check=True):
+    exe = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    cmd = ([str(exe)] if exe.exists() else
+           [sys.executable, "-c", "import sys; from tensorflow.python.tools.saved_model_cli import "
+            "main; sys.exit(main())"])
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=ENV, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def export_cli(*args):
+    return subprocess.run([sys.executable, str(REPO / "export" / "export_main.py"), *args],
+                          capture_output=True, text=True, env=ENV, timeout=180, cwd="/")
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == "L"  # grayscale
+    return np.array(image)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    workdir = make_workdir(root / "workdir")
+    export_dir = root / "models"
+    proc = export_cli(f"--workdir={workdir}", f"--export_dir={export_dir}", "--version=1",
+                      f"--max_text_length={MAX_LEN}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"exported {export_dir / '1'}" in proc.stdout
+    return {"workdir": workdir, "export_dir": export_dir, "version": export_dir / "1",
+            "stdout": proc.stdout}
+
+
+@pytest.fixture(scope="module")
+def keras_g(exported):
+    gen, cfg, alphabet, _ = load_generator(exported["workdir"])
+    return gen, alphabet
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(str(exported["version"]))
+
+
+# -- layout, versions, models.config -----------------------------------------------------------------
+def test_cli_writes_a_complete_version_and_models_config(exported):
+    v = exported["version"]
+    assert (v / "saved_model.pb").is_file()
+    assert (v / "variables" / "variables.index").is_file()
+    assert (v / "assets.extra" / export_lib.WARMUP_FILE).is_file()
+    info = json.loads((v / "assets.extra" / export_lib.METADATA_FILE).read_text())
+    assert info["version"] == 1 and info["max_text_length"] == MAX_LEN and info["z_dim"] == 32
+    assert info["checkpoint"].endswith("ckpt-1")
+    # only the version folder and models.config: the temporary folder was renamed
+    assert sorted(os.listdir(exported["export_dir"])) == ["1", "models.config"]
+    text = (exported["export_dir"] / "models.config").read_text()
+    assert text == ('model_config_list {\n  config {\n    name: "scrabblegan"\n'
+                    f'    base_path: "{exported["export_dir"]}"\n'
+                    '    model_platform: "tensorflow"\n  }\n}\n')
+
+
+def test_cli_never_overwrites_a_version(exported):
+    before = (exported["version"] / "saved_model.pb").stat()
+    proc = export_cli(f"--workdir={exported['workdir']}", f"--export_dir={exported['export_dir']}",
+                      "--version=1")
+    assert proc.returncode == 1
+    assert "Version 1 exists already" in proc.stderr and "never overwritten" in proc.stderr
+    after = (exported["version"] / "saved_model.pb").stat()
+    assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
+    assert sorted(os.listdir(exported["export_dir"])) == ["1", "models.config"]
+
+
+def test_versions_default_timestamp_atomic_and_no_overwrite(tmp_path, monkeypatch):
+    """The version logic with a stand-in writer (no TensorFlow export): default version = Unix time,
+    an existing version raises before anything is written, a failed write leaves nothing behind."""
+    calls = []
+
+    def fake_write(generator, alphabet, path, **kwargs):
+        calls.append(path)
+        assert os.path.basename(path).startswith(".tmp-")  # written beside, under a temporary name
+        pathlib.Path(path, "saved_model.pb").write_text("x")
+        if kwargs["metadata"]["version"] == 666:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_lib, "write_saved_model", fake_write)
+    abc = Alphabet.preset("english")
+    t0 = int(time.time())
+    path = export_lib.export_version(None, abc, str(tmp_path), max_text_length=8)
+    version = int(os.path.basename(path))
+    assert t0 <= version <= int(time.time())
+    assert oct(os.stat(path).st_mode & 0o777) != "0o700"  # not mkdtemp's private mode
+    with pytest.raises(export_lib.VersionExistsError, match="never overwritten"):
+        export_lib.export_version(None, abc, str(tmp_path), version=version)
+    assert len(calls) == 1  # refused before writing
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_lib.export_version(None, abc, str(tmp_path), version=666)
+    assert sorted(os.listdir(tmp_path)) == [str(version)]
+    with pytest.raises(ValueError, match="non-negative"):
+        export_lib.export_version(None, abc, str(tmp_path), version=-1)
+    assert export_lib.existing_versions(str(tmp_path)) == [version]
+
+
+def test_models_config_update_keeps_other_models_and_fields(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    path = tmp_path / "models.config"
+    path.write_text('model_config_list { config { name: "other" base_path: "/srv/other" '
+                    'model_platform: "tensorflow" } config { name: "scrabblegan" base_path: "/old" '
+                    'model_version_policy { all {} } } }')
+    export_lib.update_models_config(str(tmp_path / "sg"), "scrabblegan", path=str(path))
+    export_lib.update_models_config(str(tmp_path / "fr"), "scrabblegan_fr", path=str(path))
+    config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+    entries = {c.name: c for c in config.model_config_list.config}
+    assert list(entries) == ["other", "scrabblegan", "scrabblegan_fr"]
+    assert entries["other"].base_path == "/srv/other"
+    assert entries["scrabblegan"].base_path == str(tmp_path / "sg")
+    assert entries["scrabblegan"].model_version_policy.HasField("all")
+    assert entries["scrabblegan_fr"].base_path == str(tmp_path / "fr")
+    assert {c.model_platform for c in entries.values()} == {"tensorflow"}
+
+
+# -- saved_model_cli -----------------------------------------------------------------------------------
+def test_saved_model_cli_show_lists_the_three_signatures(exported):
+    out = saved_model_cli("show", "--dir", str(exported["version"]), "--all").stdout
+    blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name is", out, re.S))
+    assert set(export_lib.SIGNATURES) <= set(blocks)
+
+    def tensors(block):
+        return {name: (dtype, shape) for name, dtype, shape in re.findall(
+            r"(?:inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\S+)", block)}
+
+    batch = {"png_bytes": ("DT_STRING", "(-1)"), "widths": ("DT_INT32", "(-1)"),
+             "images": ("DT_FLOAT", "(-1,")}
+    for name, inputs in [("serving_default", {"words": ("DT_STRING", "(-1)"),
+                                              "seeds": ("DT_INT64", "(-1)")}),
+                         ("generate_with_style", {"words": ("DT_STRING", "(-1)"),
+                                                  "z": ("DT_FLOAT", "(-1,")})]:
+        assert tensors(blocks[name]) == {**inputs, **batch}, blocks[name]
+    assert "shape: (-1, 32, -1, 1)" in blocks["serving_default"]
+    assert "shape: (-1, 32)" in blocks["generate_with_style"]  # z: [batch, z_dim]
+    assert tensors(blocks["generate_line"]) == {
+        "text": ("DT_STRING", "()"), "seed": ("DT_INT64", "()"), "png_bytes": ("DT_STRING", "()"),
+        "width": ("DT_INT32", "()"), "image": ("DT_FLOAT", "(32,")}
+    assert "shape: (32, -1, 1)" in blocks["generate_line"]
+    for block in blocks.values():
+        assert "tensorflow/serving/predict" in out
+
+
+def test_saved_model_cli_run_gives_pngs_of_the_right_sizes(exported, tmp_path):
+    proc = saved_model_cli("run", "--dir", str(exported["version"]), "--tag_set", "serve",
+                           "--signature_def", "serving_default", "--input_exprs",
+                           'words=["hello","ab"];seeds=[7,8]', "--outdir", str(tmp_path))
+    assert "Result for output key png_bytes" in proc.stdout
+    pngs = np.load(tmp_path / "png_bytes.npy", allow_pickle=True)
+    widths = np.load(tmp_path / "widths.npy")
+    images = np.load(tmp_path / "images.npy")
+    np.testing.assert_array_equal(widths, [80, 32])  # 16 px per character
+    assert images.shape == (2, 32, 80, 1) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert np.all(images[1, :, 32:] == 1.0)  # white beyond "ab"
+    for png, image, width in zip(pngs, images, widths):
+        pixels = decode_png(png)
+        assert pixels.shape == (32, width)  # cropped to its own word
+        # the PNG is the image in 8 bits: round(255 * image)
+        assert np.abs(pixels.astype(int) - np.rint(image[:, :width, 0] * 255)).max() <= 1
+
+
+# -- equality with Keras, styles, batch independence -----------------------------------------------
+FRESH = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+words = tf.constant(["hello", "ab", "Scrabble"])
+sd = m.signatures["serving_default"](words=words, seeds=tf.constant([7, 8, 9], tf.int64))
+z = np.load(sys.argv[2])
+ws = m.signatures["generate_with_style"](words=words, z=tf.constant(z))
+line = m.signatures["generate_line"](text=tf.constant("hello world"), seed=tf.constant(5, tf.int64))
+np.savez(sys.argv[3], sd_images=sd["images"], sd_widths=sd["widths"],
+         sd_png=sd["png_bytes"].numpy().astype(object), ws_images=ws["images"],
+         line_image=line["image"], line_width=line["width"],
+         line_png=np.array([line["png_bytes"].numpy()], dtype=object))
+"""
+
+
+def test_fresh_process_outputs_equal_the_keras_generator(exported, keras_g, tmp_path):
+    gen, alphabet = keras_g
+    z = np.random.default_rng(3).standard_normal((3, 32)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    proc = subprocess.run([sys.executable, "-c", FRESH, str(exported["version"]),
+                           str(tmp_path / "z.npy"), str(tmp_path / "out.npz")],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz", allow_pickle=True)
+    words = ["hello", "ab", "Scrabble"]
+    ids, lengths = alphabet.encode_batch(words)
+    # serving_default: the style of seed s is style_vectors([s]) (the CLI's --seed=s)
+    want = gen((ids, lengths, style_vectors(np.array([7, 8, 9]), 32)), training=False).numpy()
+    np.testing.assert_allclose(out["sd_images"], (want + 1) / 2, atol=1e-5)
+    np.testing.assert_array_equal(out["sd_widths"], [80, 32, 128])
+    cli_images = render(gen, alphabet, words, seeds=[7, 8, 9])  # what generate.py writes
+    for png, cli in zip(out["sd_png"], cli_images):
+        assert np.abs(decode_png(png).astype(int) - cli).max() <= 1
+    # generate_with_style: explicit z
+    want = gen((ids, lengths, z), training=False).numpy()
+    np.testing.assert_allclose(out["ws_images"], (want + 1) / 2, atol=1e-5)
+    # generate_line: one text, spaces included, one style
+    (cli_line,) = render(gen, alphabet, ["hello world"], seeds=[5])
+    assert int(out["line_width"]) == 16 * 11 and out["line_image"].shape == (32, 176, 1)
+    np.testing.assert_allclose(out["line_image"][..., 0], (cli_line / 255.0), atol=1 / 255 + 1e-6)
+    assert np.abs(decode_png(out["line_png"][0]).astype(int) - cli_line).max() <= 1
+
+
+def test_same_seed_same_style_and_batch_independence(loaded):
+    sd = loaded.signatures["serving_default"]
+    batch = sd(words=tf.constant(["ab", "handwriting", "ab"]), seeds=tf.constant([4, 5, 4], tf.int64))
+    alone = sd(words=tf.constant(["ab"]), seeds=tf.constant([4], tf.int64))
+    images = batch["images"].numpy()
+    assert images.shape == (3, 32, 176, 1)
+    np.testing.assert_array_equal(images[0], images[2])  # same word + seed -> same image
+    # inference-mode norms and masked padding: "ab" does not depend on the longer word beside it
+    np.testing.assert_allclose(images[0, :, :32], alone["images"].numpy()[0], atol=1e-6)
+    assert np.all(images[0, :, 32:] == 1.0)
+    assert batch["png_bytes"].numpy()[0] == batch["png_bytes"].numpy()[2]
+    other = sd(words=tf.constant(["ab"]), seeds=tf.constant([6], tf.int64))["images"].numpy()
+    assert np.abs(other[0] - alone["images"].numpy()[0]).max() > 1e-3  # another seed, another style
+
+
+def test_kelvin_sign_reads_as_k(loaded):
+    """NFC in the graph: U+212A KELVIN SIGN normalises to K (Alphabet.encode does the same)."""
+    sd = loaded.signatures["serving_default"]
+    a = sd(words=tf.constant(["OK"]), seeds=tf.constant([1], tf.int64))["images"].numpy()
+    b = sd(words=tf.constant(["O\u212a"]), seeds=tf.constant([1], tf.int64))["images"].numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_decomposed_accents_are_composed_in_the_graph():
+    """French alphabet: "e" + U+0301 gives the id of "é" (no tf.strings.unicode_normalize in core TF:
+    the decomposed forms of the alphabet's symbols are composed by regex_replace)."""
+    from scrabblegan_tf.generator import Generator
+
+    abc = Alphabet.preset("french")
+    gen = Generator(num_classes=abc.num_classes, z_dim=32, channels=(8, 4, 4, 4))
+    gen((np.ones((1, 1), np.int32), np.ones((1,), np.int32), np.zeros((1, 32), np.float32)))
+    fns = export_lib.ServingFunctions(gen, abc, max_text_length=10)
+    ids, lengths = fns.encode(tf.constant(["e\u0301te\u0301", "été", "A\u0308\u212a"]))
+    want, want_len = abc.encode_batch(["été", "été", "ÄK"])
+    np.testing.assert_array_equal(ids.numpy(), want)
+    np.testing.assert_array_equal(lengths.numpy(), want_len)
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+BAD = [
+    ("serving_default", dict(words=["ab"], seeds=[1, 2]),
+     r"words and seeds must have the same batch size, got 1 words and 2 seeds"),
+    ("generate_with_style", dict(words=["ab", "cd"], z=np.zeros((3, 32), np.float32)),
+     r"words and z must have the same batch size, got 2 words and 3 z"),
+    ("serving_default", dict(words=[], seeds=[]), r"empty batch"),
+    ("serving_default", dict(words=["ab", ""], seeds=[1, 2]), r"empty text at batch index \[1\]"),
+    ("generate_line", dict(text="", seed=1), r"empty text at batch index \[0\]"),
+    ("serving_default", dict(words=["ab", "x" * (MAX_LEN + 1)], seeds=[1, 2]),
+     rf"text too long at batch index 1: {MAX_LEN + 1} symbols, the maximum is {MAX_LEN}"),
+    ("generate_line", dict(text="hello world again", seed=1),
+     rf"text too long at batch index 0: 17 symbols, the maximum is {MAX_LEN} "
+     r"\(text starts with: hello world again"),
+    ("serving_default", dict(words=["café", "ok", "naïve"], seeds=[1, 2, 3]),
+     r"characters outside the english alphabet: é, ï \(in: café, naïve\)"),
+    ("generate_line", dict(text="a~b", seed=1), r"characters outside the english alphabet: ~ \(in: a~b\)"),
+    ("serving_default", dict(words=[b"a\xffb"], seeds=[1]),
+     "characters outside the english alphabet: \ufffd"),  # invalid UTF-8 -> U+FFFD
+]
+
+
+@pytest.mark.parametrize("signature,inputs,message", BAD, ids=[
+    "seeds_batch", "z_batch", "empty_batch", "empty_text", "empty_line", "too_long", "line_too_long",
+    "unknown_chars", "line_unknown_char", "invalid_utf8"])
+def test_bad_input_is_invalid_argument_naming_the_problem(loaded, signature, inputs, message):
+    fn = loaded.signatures[signature]
+    dtypes = {"words": tf.string, "text": tf.string, "seeds": tf.int64, "seed": tf.int64,
+              "z": tf.float32}
+    kwargs = {k: tf.constant(v, dtypes[k]) for k, v in inputs.items()}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fn(**kwargs)
+
+
+# -- warmup ------------------------------------------------------------------------------------------
+def test_warmup_requests_parse_and_run(exported, loaded):
+    records = export_lib.read_warmup(str(exported["version"] / "assets.extra" / export_lib.WARMUP_FILE))
+    assert [r.predict_log.request.model_spec.signature_name for r in records] == [
+        "serving_default", "serving_default", "generate_line", "generate_with_style"]
+    for record in records:
+        request = record.predict_log.request
+        assert request.model_spec.name == "scrabblegan"
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        out = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert "png_bytes" in out
+    first = {k: tf.make_ndarray(v) for k, v in records[0].predict_log.request.inputs.items()}
+    assert list(first["words"]) == [b"Scrabble"] and list(first["seeds"]) == [7]  # batch 1, 8 letters
+    assert len(tf.make_ndarray(records[1].predict_log.request.inputs["words"])) == 8
+
+
+def test_warmup_words_fit_any_alphabet():
+    assert export_lib.warmup_words(Alphabet("0123456789"))[0] == "01234567"
+    assert export_lib.warmup_words(Alphabet.preset("english"), max_text_length=4)[0] == "Scra"
