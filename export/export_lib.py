@@ -63,31 +63,34 @@ class VersionExistsError(FileExistsError):
 
 
 # -- NFC inside the graph ----------------------------------------------------------------------------
-_NFC_CACHE: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+_SINGLETONS: dict[str, str] = {}
+
+
+def _nfc_singletons() -> dict[str, str]:
+    """Every code point whose NFC form is one other code point (U+212A KELVIN SIGN -> K); computed
+    once per process (about a second)."""
+    if not _SINGLETONS:
+        for cp in range(0x110000):
+            c = chr(cp)
+            d = unicodedata.decomposition(c)
+            if d and not d.startswith("<"):  # a canonical decomposition
+                n = unicodedata.normalize("NFC", c)
+                if len(n) == 1 and n != c:
+                    _SINGLETONS[c] = n
+    return _SINGLETONS
 
 
 def nfc_equivalents(alphabet: Alphabet) -> tuple[dict[str, str], dict[str, str]]:
     """(single, multi): code points other than the symbols whose NFC form is a symbol
     (``{"\\u212a": "K"}``), and the decomposed (NFD) forms of the symbols that have one
     (``{"e\\u0301": "é"}``)."""
-    if alphabet.symbols in _NFC_CACHE:
-        return _NFC_CACHE[alphabet.symbols]
     symbols = set(alphabet.symbols)
-    single = {}
-    for cp in range(0x110000):
-        c = chr(cp)
-        d = unicodedata.decomposition(c)
-        if not d or d.startswith("<") or c in symbols:  # no canonical decomposition
-            continue
-        n = unicodedata.normalize("NFC", c)
-        if n in symbols:
-            single[c] = n
+    single = {c: n for c, n in _nfc_singletons().items() if n in symbols and c not in symbols}
     multi = {}
     for s in alphabet.symbols:
         d = unicodedata.normalize("NFD", s)
         if d != s:
             multi[d] = s
-    _NFC_CACHE[alphabet.symbols] = (single, multi)
     return single, multi
 
 
