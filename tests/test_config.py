@@ -25,7 +25,7 @@ def test_paper_preset_is_the_paper_sizes():
 def test_small_and_smoke_presets():
     s = get_config("small")
     assert s == small()
-    assert s.model.width_mult == 0.25 and s.data.batch_size == 16
+    assert s.model.width_mult == 0.25 and s.data.batch_size == 8 and s.run.steps == 150
     assert s.model.scaled(s.model.g_channels) == (128, 64, 32, 16)
     t = get_config("smoke")
     assert t == smoke()
