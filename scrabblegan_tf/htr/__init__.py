@@ -1,0 +1,17 @@
+"""The evaluation HTR (CRNN + BiLSTM + CTC), separate from the GAN's recognizer R.
+
+    python -m scrabblegan_tf.htr train --dataset=dhsd --manual_dir=../shared/data/dhsd --workdir=runs/htr
+    python -m scrabblegan_tf.htr train --dataset=dhsd --synthetic_dir=synth/dhsd --synthetic_ratio=0.5 \
+        --workdir=runs/htr_mix
+    python -m scrabblegan_tf.htr evaluate --workdir=runs/htr --split=test
+    python -m scrabblegan_tf.htr quality --workdir=runs/htr --gan_workdir=runs/gan
+
+Modules: ``model`` (``CRNN``, ``greedy_decode``), ``config`` (``HTRConfig``: every default),
+``data`` (pipelines, mixing, augmentation), ``train`` (``train``, ``load_htr``, ``evaluate_split``,
+``read_uint8``). See ``scrabblegan_tf/experiments/README.md``.
+"""
+
+from scrabblegan_tf.htr.config import HTRConfig
+from scrabblegan_tf.htr.model import CRNN, greedy_decode
+
+__all__ = ["CRNN", "HTRConfig", "greedy_decode"]
