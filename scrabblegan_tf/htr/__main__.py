@@ -12,6 +12,7 @@ name; unset flags keep the default, or for a workdir that already holds a run, i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -106,14 +107,14 @@ def cmd_evaluate():
     cfg = cfg.replace(**{k: getattr(FLAGS, k) for k in ("dataset", "builder_config", "eval_batch_size")
                          if getattr(FLAGS, k) is not None})
     split = FLAGS.split or cfg.test_split
-    log = lambda m: print(m, file=sys.stderr)  # noqa: E731  (stdout is the JSON)
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     res = evaluate_split(model, cfg, alphabet, split, data_dir=FLAGS.data_dir,
                          manual_dir=FLAGS.manual_dir, limit=FLAGS.limit, log=log)
     res.update({"dataset": cfg.dataset, "checkpoint": path, "step": step})
     text = json.dumps(res, ensure_ascii=False, indent=1)
     with open(os.path.join(FLAGS.workdir, f"eval_{split}.json"), "w", encoding="utf-8") as f:
         f.write(text + "\n")
-    print(text)
+    return text
 
 
 def cmd_quality():
@@ -145,7 +146,7 @@ def cmd_quality():
     if FLAGS.out:
         with open(FLAGS.out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
-    print(text)
+    return text
 
 
 def main(argv):
@@ -154,7 +155,14 @@ def main(argv):
                              f"[flags]; got {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
-    {"train": cmd_train, "evaluate": cmd_evaluate, "quality": cmd_quality}[argv[1]]()
+    if argv[1] == "train":
+        cmd_train()
+        return
+    # evaluate / quality: stdout is one JSON object; anything else printed (TFDS' preparation
+    # messages, progress) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        text = {"evaluate": cmd_evaluate, "quality": cmd_quality}[argv[1]]()
+    print(text)
 
 
 if __name__ == "__main__":
