@@ -1,0 +1,81 @@
+"""The HTR augmentation experiment end to end on a tiny config (fake DHSD tree, a GAN trained one
+smoke-config iteration by the experiment, 2-step HTRs), and its table/summary helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from scrabblegan_tf.experiments.htr_augmentation import markdown_table, summarize
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DHSD_DUMMY = REPO / "datasets" / "dhsd" / "dummy_data"
+
+
+def test_summary_and_table():
+    runs = [
+        {"condition": "real", "seed": 0, "test": {"wer": 0.5, "cer": 0.2, "ned": 0.25}},
+        {"condition": "real+synthetic", "seed": 0, "test": {"wer": 0.4, "cer": 0.1, "ned": 0.2}},
+        {"condition": "real", "seed": 1, "test": {"wer": 0.7, "cer": 0.3, "ned": 0.35}},
+    ]
+    summary = summarize(runs)
+    assert summary["real"] == {"wer": [0.5, 0.7], "cer": [0.2, 0.3], "ned": [0.25, 0.35], "seeds": [0, 1]}
+    assert summary["real+synthetic"]["seeds"] == [0]
+    table = markdown_table(summary, {"dataset": "dhsd", "test_split": "test", "num_test": 492,
+                                     "htr_steps": 10, "num_synthetic": 1000, "synthetic_ratio": 0.2},
+                           "python -m x")
+    # WER of real: mean 60.00, sample standard deviation of (50, 70) = 14.14.
+    assert "| real only | 2 (0, 1) | 60.00 ± 14.14 | 25.00 ± 7.07 | 30.00 ± 7.07 |" in table
+    assert "| real + 1,000 synthetic (ratio 0.20) | 1 (0) | 40.00 | 10.00 | 20.00 |" in table
+    assert "python -m x" in table
+
+
+def test_experiment_end_to_end_tiny(tmp_path):
+    """The experiment trains its GAN (one smoke-config iteration on the fake DHSD train split, in
+    <workdir>/gan), synthesizes 6 words, trains two 2-step HTRs and evaluates them."""
+    work, results = tmp_path / "exp", tmp_path / "results"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    args = [sys.executable, "-m", "scrabblegan_tf.experiments.htr_augmentation", "--dataset=dhsd",
+            f"--manual_dir={DHSD_DUMMY}", f"--data_dir={tmp_path / 'tfds'}", f"--workdir={work}",
+            f"--results_dir={results}", "--gan_config=smoke", "--gan_steps=1",
+            "--gan_override=optim.g_every=1", "--gan_override=data.batch_size=2",
+            "--gan_override=data.shuffle_buffer=8", "--num_synthetic=6",
+            "--seeds=0", "--htr_steps=2", "--htr_override=width_mult=0.25", "--htr_override=lstm_layers=1",
+            "--htr_override=batch_size=2", "--htr_override=eval_every=0", "--htr_override=shuffle_buffer=8"]
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-2000:]
+    res = json.loads((results / "results.json").read_text())
+    assert res["complete"]
+    assert [(r["condition"], r["seed"], r["steps"]) for r in res["runs"]] == [
+        ("real", 0, 2), ("real+synthetic", 0, 2)]
+    for r in res["runs"]:
+        # The fake DHSD test split: 2 readable images.
+        assert r["test"]["num_samples"] == 2 and 0.0 <= r["test"]["wer"] <= 1.0
+    s = res["settings"]
+    # Fake DHSD train split: 10 words, all 128 px wide -> synthetic words resized to 128 px;
+    # ratio auto = 6 / (6 + 10).
+    assert s["num_real_train"] == 10 and s["synthetic_geometry"] == {"fixed_width": 128, "char_width": None}
+    assert s["synthetic_ratio"] == pytest.approx(6 / 16)
+    assert s["gan_steps_trained"] == 1 and s["gan_workdir"] == str(work / "gan")
+    assert tf.train.latest_checkpoint(str(work / "gan" / "checkpoints")).endswith("ckpt-1")
+    synth = json.loads((work / "synthetic_6" / "synthesis.json").read_text())
+    assert synth["complete"] and synth["settings"]["num_words"] == 6
+    htr_cfg = json.loads((work / "htr" / "real_synthetic" / "seed0" / "htr_config.json").read_text())
+    assert htr_cfg["synthetic_dir"].endswith("synthetic_6") and htr_cfg["synthetic_ratio"] == pytest.approx(0.375)
+    real_cfg = json.loads((work / "htr" / "real" / "seed0" / "htr_config.json").read_text())
+    assert real_cfg["synthetic_dir"] == "" and real_cfg["width_mult"] == 0.25
+    q = res["quality"]
+    assert q["inception_fid"]["status"] in ("ok", "unavailable") and np.isfinite(q["htr_frechet"])
+    table = (results / "table.md").read_text()
+    assert "| real only | 1 (0) |" in table and "htr_augmentation" in table
+    # samples.png: 2 test words (left real, right generated), 32-pixel rows.
+    png = np.asarray(Image.open(results / "samples.png"))
+    assert png.shape == (2 * (32 + 4) + 4, 2 * (128 + 4) + 4)
