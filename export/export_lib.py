@@ -432,6 +432,8 @@ def export_from_workdir(workdir: str, export_dir: str, *, checkpoint: str | None
     version and updates models.config. Returns (version folder, models.config path)."""
     from scrabblegan_tf.generate import load_generator
 
+    if version is not None and os.path.lexists(os.path.join(export_dir, str(int(version)))):
+        export_version(None, None, export_dir, version=version)  # refuses before G is loaded
     generator, cfg, alphabet, ckpt = load_generator(workdir, checkpoint)
     path = export_version(generator, alphabet, export_dir, version=version,
                           max_text_length=max_text_length, model_name=model_name,

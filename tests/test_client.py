@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 
 from export import client, export_lib  # noqa: E402
 from scrabblegan_tf.alphabet import Alphabet  # noqa: E402
-from test_export import make_workdir  # noqa: E402
+from export_helpers import make_workdir  # noqa: E402
 
 MODEL = "scrabblegan"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

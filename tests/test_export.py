@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -28,50 +27,37 @@ if str(REPO) not in sys.path:  # `export` is a package at the repository root (e
     sys.path.insert(0, str(REPO))
 
 from export import export_lib  # noqa: E402
-from scrabblegan_tf import config as config_lib  # noqa: E402
+from export_helpers import make_workdir  # noqa: E402
 from scrabblegan_tf.alphabet import Alphabet  # noqa: E402
 from scrabblegan_tf.generate import load_generator, render, style_vectors  # noqa: E402
-from scrabblegan_tf.model_factory import make_generator  # noqa: E402
 
 MAX_LEN = 12  # --max_text_length of the CLI export
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:
-    """A training workdir without training: smoke-config G, config.json, alphabet.json and a
-    ``tf.train.Checkpoint(generator=G)`` in ``<path>/checkpoints`` (what generate.load_generator
-    restores). Two training-mode calls move the norms' statistics and the power-iteration vectors
-    away from their initial values."""
-    import keras
-
-    path = pathlib.Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    cfg = config_lib.get_config("smoke")
-    cfg.data.alphabet = alphabet
-    abc = Alphabet.preset(alphabet)
-    keras.utils.set_random_seed(seed)
-    gen = make_generator(cfg.model, abc.num_classes)
-    ids, lengths = abc.encode_batch(["hello", "ab", "world", "Q"])
-    z = tf.random.stateless_normal((4, cfg.model.z_dim), seed=(seed, 1))
-    for _ in range(2):
-        gen((ids, lengths, z), training=True)
-    (path / "config.json").write_text(cfg.to_json(), encoding="utf-8")
-    (path / "alphabet.json").write_text(abc.to_json(), encoding="utf-8")
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), str(path / "checkpoints"),
-                                         max_to_keep=1)
-    manager.save(checkpoint_number=1)
-    return str(path)
-
-
-def saved_model_cli(*args, check=True):
+def saved_model_cli_cmd(*args) -> list[str]:
     exe = pathlib.Path(sys.executable).parent / "saved_model_cli"
     cmd = ([str(exe)] if exe.exists() else
            [sys.executable, "-c", "import sys; from tensorflow.python.tools.saved_model_cli import "
             "main; sys.exit(main())"])
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=ENV, timeout=120)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    return cmd + list(args)
+
+
+class Background:
+    """A subprocess started now and awaited by the test that reads it (the fixture ``background``
+    starts the three slow ones at once: most of their time is importing TensorFlow)."""
+
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=ENV)
+        self.result = None
+
+    def wait(self):
+        if self.result is None:
+            out, err = self.proc.communicate(timeout=240)
+            self.result = subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+        assert self.result.returncode == 0, self.result.stderr[-3000:]
+        return self.result
 
 
 def export_cli(*args):
@@ -107,6 +93,30 @@ def keras_g(exported):
 @pytest.fixture(scope="module")
 def loaded(exported):
     return tf.saved_model.load(str(exported["version"]))
+
+
+FRESH_Z = np.random.default_rng(3).standard_normal((3, 32)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def background(exported, tmp_path_factory):
+    """saved_model_cli show / run and the fresh-process reload, running side by side."""
+    tmp = tmp_path_factory.mktemp("background")
+    version = str(exported["version"])
+    np.save(tmp / "z.npy", FRESH_Z)
+    jobs = {
+        "show": Background(saved_model_cli_cmd("show", "--dir", version, "--all")),
+        "run": Background(saved_model_cli_cmd(
+            "run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_default",
+            "--input_exprs", 'words=["hello","ab"];seeds=[7,8]', "--outdir", str(tmp / "run"))),
+        "fresh": Background([sys.executable, "-c", FRESH, version, str(tmp / "z.npy"),
+                             str(tmp / "fresh.npz")]),
+    }
+    yield {"tmp": tmp, **jobs}
+    for job in jobs.values():
+        if job.proc.poll() is None:
+            job.proc.kill()
+            job.proc.communicate()
 
 
 # -- layout, versions, models.config -----------------------------------------------------------------
@@ -188,8 +198,8 @@ def test_models_config_update_keeps_other_models_and_fields(tmp_path):
 
 
 # -- saved_model_cli -----------------------------------------------------------------------------------
-def test_saved_model_cli_show_lists_the_three_signatures(exported):
-    out = saved_model_cli("show", "--dir", str(exported["version"]), "--all").stdout
+def test_saved_model_cli_show_lists_the_three_signatures(background):
+    out = background["show"].wait().stdout
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name is", out, re.S))
     assert set(export_lib.SIGNATURES) <= set(blocks)
 
@@ -214,11 +224,10 @@ def test_saved_model_cli_show_lists_the_three_signatures(exported):
         assert "tensorflow/serving/predict" in out
 
 
-def test_saved_model_cli_run_gives_pngs_of_the_right_sizes(exported, tmp_path):
-    proc = saved_model_cli("run", "--dir", str(exported["version"]), "--tag_set", "serve",
-                           "--signature_def", "serving_default", "--input_exprs",
-                           'words=["hello","ab"];seeds=[7,8]', "--outdir", str(tmp_path))
+def test_saved_model_cli_run_gives_pngs_of_the_right_sizes(background):
+    proc = background["run"].wait()
     assert "Result for output key png_bytes" in proc.stdout
+    tmp_path = background["tmp"] / "run"
     pngs = np.load(tmp_path / "png_bytes.npy", allow_pickle=True)
     widths = np.load(tmp_path / "widths.npy")
     images = np.load(tmp_path / "images.npy")
@@ -250,15 +259,11 @@ np.savez(sys.argv[3], sd_images=sd["images"], sd_widths=sd["widths"],
 """
 
 
-def test_fresh_process_outputs_equal_the_keras_generator(exported, keras_g, tmp_path):
+def test_fresh_process_outputs_equal_the_keras_generator(background, keras_g):
     gen, alphabet = keras_g
-    z = np.random.default_rng(3).standard_normal((3, 32)).astype(np.float32)
-    np.save(tmp_path / "z.npy", z)
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(exported["version"]),
-                           str(tmp_path / "z.npy"), str(tmp_path / "out.npz")],
-                          capture_output=True, text=True, env=ENV, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = np.load(tmp_path / "out.npz", allow_pickle=True)
+    z = FRESH_Z
+    background["fresh"].wait()
+    out = np.load(background["tmp"] / "fresh.npz", allow_pickle=True)
     words = ["hello", "ab", "Scrabble"]
     ids, lengths = alphabet.encode_batch(words)
     # serving_default: the style of seed s is style_vectors([s]) (the CLI's --seed=s)

@@ -1,0 +1,41 @@
+"""Test helper for tests/test_export.py and tests/test_client.py: a training workdir without training.
+
+A helper module rather than a function of test_export.py, because under Bazel each test file is its
+own py_test whose runfiles hold the helper modules of tests/ but not the other test files.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import tensorflow as tf
+
+from scrabblegan_tf import config as config_lib
+from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.model_factory import make_generator
+
+
+def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:
+    """A training workdir without training: smoke-config G, config.json, alphabet.json and a
+    ``tf.train.Checkpoint(generator=G)`` in ``<path>/checkpoints`` (what generate.load_generator
+    restores). Two training-mode calls move the norms' statistics and the power-iteration vectors
+    away from their initial values."""
+    import keras
+
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = config_lib.get_config("smoke")
+    cfg.data.alphabet = alphabet
+    abc = Alphabet.preset(alphabet)
+    keras.utils.set_random_seed(seed)
+    gen = make_generator(cfg.model, abc.num_classes)
+    ids, lengths = abc.encode_batch(["hello", "ab", "world", "Q"])
+    z = tf.random.stateless_normal((4, cfg.model.z_dim), seed=(seed, 1))
+    for _ in range(2):
+        gen((ids, lengths, z), training=True)
+    (path / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    (path / "alphabet.json").write_text(abc.to_json(), encoding="utf-8")
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), str(path / "checkpoints"),
+                                         max_to_keep=1)
+    manager.save(checkpoint_number=1)
+    return str(path)
