@@ -44,11 +44,10 @@ import unicodedata
 import numpy as np
 
 from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.config import ExportConfig
 
-DEFAULT_MODEL_NAME = "scrabblegan"
-# Longest text one signature call accepts, in symbols (after NFC): bounds the memory of a request
-# (the paper G's activations grow by about 1.2 MB per symbol and word).
-DEFAULT_MAX_TEXT_LENGTH = 64
+DEFAULT_MODEL_NAME = ExportConfig.model_name
+DEFAULT_MAX_TEXT_LENGTH = ExportConfig.max_text_length  # see config.ExportConfig
 SIGNATURES = ("serving_default", "generate_line", "generate_with_style")
 WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "scrabblegan_export.json"

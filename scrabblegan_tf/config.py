@@ -97,10 +97,26 @@ class RunConfig:
     sample_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    strategy: str = "auto"  # auto | mirrored | default
+    strategy: str = "auto"  # auto | mirrored | multi_worker (cluster from TF_CONFIG) | default
     cpu_devices: int = 0  # >1: split the CPU into that many logical devices
     jit_compile: bool = False
     num_samples: int = 8  # sample grid rows
+    # Stop the run after this many consecutive iterations with a skipped (non-finite) update;
+    # 0: never stop.
+    max_bad_steps: int = 20
+    # "" (float32) | "mixed_float16" (dynamic loss scaling) | "mixed_bfloat16" | "auto"
+    # (mixed_float16 on GPU, mixed_bfloat16 on CPU).
+    mixed_precision: str = ""
+
+
+@dataclass
+class ExportConfig:
+    """Defaults of the SavedModel export (``export/``); not part of a training run's config."""
+
+    model_name: str = "scrabblegan"
+    # Longest text one signature call accepts, in symbols (after NFC): bounds the memory of a
+    # request (the paper G's activations grow by about 1.2 MB per symbol and word).
+    max_text_length: int = 64
 
 
 @dataclass
