@@ -133,7 +133,7 @@ def test_unlabeled_spec_parsing():
 
 
 def test_resume_with_both_streams(tmp_path):
-    from test_train import in_memory_dataset, tiny_config
+    from train_helpers import in_memory_dataset, tiny_config
 
     write_mixed_folder(tmp_path / "unl")
     logs = []

@@ -17,26 +17,7 @@ from scrabblegan_tf import config as config_lib
 from scrabblegan_tf import train as train_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-WORDS = ["hello", "ab", "world", "the", "quick", "fox", "Only", "brown"]
-
-
-def tiny_config(steps: int) -> config_lib.Config:
-    cfg = config_lib.get_config("smoke", ["optim.g_every=2", "data.batch_size=2",
-                                          "data.shuffle_buffer=8", "run.log_every=1"])
-    cfg.run.steps = steps
-    cfg.run.checkpoint_every = 2
-    cfg.run.sample_every = 100
-    return cfg
-
-
-def in_memory_dataset() -> tf.data.Dataset:
-    """Word images of random ink on white, one per word, like a TFDS split's examples (all 40 x 60:
-    the pipeline rescales the width to 16 px per character anyway). Built from tensors, not a
-    Python generator, so that the input iterator can be checkpointed."""
-    rng = np.random.default_rng(0)
-    images = np.full((len(WORDS), 40, 60, 1), 255, np.uint8)
-    images[:, 10:30] = rng.integers(0, 255, (len(WORDS), 20, 60, 1), dtype=np.uint8)
-    return tf.data.Dataset.from_tensor_slices({"image": images, "text": WORDS})
+from train_helpers import WORDS, in_memory_dataset, tiny_config  # noqa: F401 (re-exported)
 
 
 def g_weights(workdir) -> list[np.ndarray]:
