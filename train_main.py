@@ -4,6 +4,8 @@
     python train_main.py --config=smoke --steps=30 --workdir=/tmp/sg   # then --steps=40 resumes
 """
 
+import sys
+
 from absl import app, flags
 
 from scrabblegan_tf import config as config_lib
@@ -17,10 +19,18 @@ flags.DEFINE_enum("config", "paper", sorted(config_lib.PRESETS), "Config preset.
 flags.DEFINE_multi_string("config_override", [], "section.field=value, repeatable.")
 flags.DEFINE_integer("steps", None, "Training iterations (each: g_every D/R batches, 1 G step).")
 flags.DEFINE_integer("batch_size", None, "Per-replica mini-batch size.")
-flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "default"], "Distribution strategy.")
+flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "multi_worker", "default"],
+                  "Distribution strategy; multi_worker: one process per machine, cluster from "
+                  "TF_CONFIG (see scrabblegan_tf/multiworker.py).")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
 flags.DEFINE_integer("seed", None, "Random seed.")
+flags.DEFINE_enum("mixed_precision", None, ["auto", "mixed_float16", "mixed_bfloat16", "off"],
+                  "Mixed precision: auto = mixed_float16 with dynamic loss scaling on GPU, "
+                  "mixed_bfloat16 on CPU; off = float32 (the default).")
+flags.DEFINE_integer("max_bad_steps", None,
+                     "Stop after this many consecutive iterations with non-finite losses or "
+                     "gradients (0: never).")
 flags.DEFINE_string("unlabeled_dataset", None,
                     "Real images without labels for D (semi-supervised): <name>[/<config>][:<split>] "
                     "of a datasets/ builder, or folder:/path/to/images.")
@@ -43,15 +53,23 @@ def build_config() -> config_lib.Config:
         value = getattr(FLAGS, name)
         if value is not None:
             setattr(getattr(cfg, section), field, value)
+    if FLAGS.max_bad_steps is not None:
+        cfg.run.max_bad_steps = FLAGS.max_bad_steps
+    if FLAGS.mixed_precision is not None:
+        cfg.run.mixed_precision = "" if FLAGS.mixed_precision == "off" else FLAGS.mixed_precision
     return cfg
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from scrabblegan_tf.train import train
+    from scrabblegan_tf.train import EXIT_SIGTERM, train
 
-    train(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
+    result = train(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
+                   manual_dir=FLAGS.manual_dir)
+    if result.interrupted:
+        # Saved a checkpoint at result.step; rerun the same command to resume.
+        sys.exit(EXIT_SIGTERM)
 
 
 if __name__ == "__main__":

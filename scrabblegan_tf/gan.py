@@ -19,6 +19,29 @@ one device, under ``MirroredStrategy``, and with ``model.fit``.
 
 Losses are divided by the number of replicas before differentiation because Keras 3 optimizers sum
 the replicas' gradients.
+
+Non-finite guard: every update checks that its loss and gradients are finite (one scalar
+``loss + sum of every gradient's sum``, all-reduced over the replicas of all workers so that every
+replica takes the same decision). A non-finite update is *skipped*: the optimizer is not applied
+(weights, Adam's m and v and the iteration counter stay as they were, whatever ``beta_1``) and the
+non-trainable state that the update's forward passes moved (batch-norm statistics, spectral-norm u
+vectors of the networks run in training mode) is put back, so the step is as if the mini-batch had
+not been drawn, apart from the random-number stream. The skip is a ``tf.cond``; as an optimizer
+update inside a ``tf.cond`` in a replica context fails under MirroredStrategy, the cond is built in
+the cross-replica context (``merge_call``), the pattern of ``keras.optimizers.LossScaleOptimizer``.
+Skipped updates are counted (metric ``skipped_updates``, a sum over the logging interval) and
+``bad_steps`` holds the number of consecutive iterations with at least one skipped update (the
+training loop stops the run after ``run.max_bad_steps``). Why not zero the gradients instead: Adam
+with zero gradients still moves the weights when ``beta_1 > 0`` (m decays but stays non-zero) and
+always decays v and counts the iteration; restoring every variable with ``tf.where`` after the update
+would cost a copy of all weights and slots (3 x 60M floats) per update.
+
+Mixed precision (``keras.mixed_precision`` policy set while the networks are built): G's images are
+cast to float32 before D, R and the losses, scores and logits are cast to float32, so the hinge and
+CTC losses, the image gradients and the gradient-balancing std are float32. With ``mixed_float16``
+the optimizers are ``keras.optimizers.LossScaleOptimizer``: losses (and G's image gradient) are
+multiplied by the dynamic loss scale before differentiation and the optimizer divides it out; an
+overflow is a skipped update like any other non-finite one and halves the scale.
 """
 
 from __future__ import annotations
@@ -29,7 +52,8 @@ import tensorflow as tf
 from scrabblegan_tf import losses
 from scrabblegan_tf.recognizer import Recognizer
 
-METRIC_NAMES = ("d_loss", "d_real", "d_fake", "r_ctc", "g_adv", "g_ctc", "gb_scale", "ctc_inf")
+METRIC_NAMES = ("d_loss", "d_real", "d_fake", "r_ctc", "g_adv", "g_ctc", "gb_scale", "ctc_inf",
+                "skipped_updates")
 
 
 def concat_padded(images, value: float = 1.0):
@@ -80,7 +104,11 @@ class ScrabbleGAN(keras.Model):
             names.insert(names.index("d_real_labelled") + 1, "d_real_unlabeled")
             if self.disjoint:
                 names.remove("d_real_labelled")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.trackers = {n: (keras.metrics.Sum(name=n) if n == "skipped_updates"
+                             else keras.metrics.Mean(name=n)) for n in names}
+        # Consecutive iterations with at least one skipped (non-finite) update.
+        self.bad_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_steps",
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     # -- Keras plumbing ---------------------------------------------------------------------
     def compile(self, g_optimizer, d_optimizer, r_optimizer, **kwargs):
@@ -125,57 +153,158 @@ class ScrabbleGAN(keras.Model):
     def _scale(self):
         return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
 
-    def d_step(self, real, real_widths, fake_ids, fake_lengths, z):
-        """Hinge update of D on real images vs. G(fake words, z). G is not updated."""
-        fake = self.generator((fake_ids, fake_lengths, z), training=True)
+    @staticmethod
+    def _loss_scale(optimizer):
+        """The dynamic loss scale of a ``LossScaleOptimizer`` (mixed_float16), else None."""
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return tf.cast(optimizer.dynamic_scale, tf.float32)
+        return None
+
+    def _fake(self, ids, lengths, z, training):
+        """G's images as float32 (G may compute in float16/bfloat16 under mixed precision)."""
+        return tf.cast(self.generator((ids, lengths, z), training=training), tf.float32)
+
+    @staticmethod
+    def _snapshot(models):
+        """(variable, value now) for the non-trainable weights of ``models`` (batch-norm statistics,
+        spectral-norm u vectors), to put back if the update is skipped."""
+        variables = [v for m in models for v in m.non_trainable_weights]
+        return variables, [tf.identity(v.value) for v in variables]
+
+    def _apply_guarded(self, optimizer, loss, grads, variables, snapshot):
+        """``optimizer.apply_gradients`` if ``loss`` and every gradient are finite on every replica;
+        otherwise no update and the ``snapshot`` state put back. Returns 1.0 if skipped, else 0.0
+        (the same value on every replica)."""
+        terms = [tf.cast(loss, tf.float32)] + [tf.reduce_sum(tf.cast(g, tf.float32))
+                                               for g in grads if g is not None]
+        # One scalar: any NaN/Inf in a gradient makes its sum non-finite. (A false alarm needs a
+        # gradient sum beyond 3e38, itself a diverged update.)
+        bad = tf.cast(tf.logical_not(tf.math.is_finite(tf.add_n(terms))), tf.float32)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+        ok = tf.equal(bad, 0.0)
+        state_vars, state_values = snapshot
+        scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def lower_loss_scale():
+            if scaled:  # what LossScaleOptimizer does on an overflow
+                optimizer.step_counter.assign(0)
+                optimizer.dynamic_scale.assign(optimizer.dynamic_scale * 0.5)
+
+        def apply_here():
+            optimizer.apply_gradients(zip(grads, variables))
+
+        def skip_here():
+            for v, value in zip(state_vars, state_values):
+                v.assign(value)
+            lower_loss_scale()
+
+        use_merge_call = (tf.distribute.has_strategy() and ctx is not None
+                          and not tf.__internal__.distribute.strategy_supports_no_merge_call())
+        if not use_merge_call:
+            tf.cond(ok, apply_here, skip_here)
+        else:
+            def cross_replica(distribution, ok, grads, state_values):
+                def apply_all():
+                    distribution.extended.call_for_each_replica(
+                        lambda g: optimizer.apply_gradients(zip(g, variables)), args=(grads,))
+
+                def skip_all():
+                    for v, value in zip(state_vars, state_values):
+                        distribution.extended.update(
+                            v.value, lambda var, x: var.assign(x), args=(value,), group=False)
+                    lower_loss_scale()
+
+                first = distribution.experimental_local_results(ok)[0]
+                tf.cond(first, apply_all, skip_all)
+
+            ctx.merge_call(cross_replica, args=(ok, list(grads), list(state_values)))
+        return 1.0 - tf.cast(ok, tf.float32)
+
+    def _d_step(self, real, real_widths, fake_ids, fake_lengths, z):
+        snapshot = self._snapshot([self.discriminator, self.generator])
+        fake = self._fake(fake_ids, fake_lengths, z, training=True)
         fake_widths = fake_lengths * self.char_width
         # One D pass over real and fake together (both padded with white to a common width):
         # a larger batch per convolution is faster on CPU than two half-size passes.
-        both = concat_padded([real, fake])
+        both = concat_padded([tf.cast(real, tf.float32), fake])
         widths = tf.concat([tf.cast(real_widths, tf.int32), fake_widths], 0)
         n_real = tf.shape(real)[0]
+        loss_scale = self._loss_scale(self.d_optimizer)
         with tf.GradientTape() as tape:
-            scores = self.discriminator((both, widths), training=True)
+            scores = tf.cast(self.discriminator((both, widths), training=True), tf.float32)
             real_scores, fake_scores = scores[:n_real], scores[n_real:]
             loss, _, _ = losses.d_hinge_loss(real_scores, fake_scores)
             scaled = loss * self._scale()
-        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        return loss, tf.reduce_mean(real_scores), tf.reduce_mean(fake_scores)
+            if loss_scale is not None:
+                scaled = scaled * loss_scale
+        variables = self.discriminator.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        skipped = self._apply_guarded(self.d_optimizer, loss, grads, variables, snapshot)
+        return loss, tf.reduce_mean(real_scores), tf.reduce_mean(fake_scores), skipped
 
-    def r_step(self, real, real_widths, labels, label_lengths):
-        """CTC update of R on real labelled images."""
+    def d_step(self, real, real_widths, fake_ids, fake_lengths, z):
+        """Hinge update of D on real images vs. G(fake words, z). G is not updated. Returns
+        (loss, mean real score, mean fake score); a non-finite update is skipped (see module)."""
+        return self._d_step(real, real_widths, fake_ids, fake_lengths, z)[:3]
+
+    def _r_step(self, real, real_widths, labels, label_lengths):
+        snapshot = self._snapshot([self.recognizer])
+        loss_scale = self._loss_scale(self.r_optimizer)
         with tf.GradientTape() as tape:
-            logits = self.recognizer(real, training=True)
+            logits = self.recognizer(tf.cast(real, tf.float32), training=True)
             per_sample, n_inf = losses.ctc_loss(
                 labels, label_lengths, logits, Recognizer.logit_lengths(real_widths))
             loss = tf.reduce_mean(per_sample)
             scaled = loss * self._scale()
-        grads = tape.gradient(scaled, self.recognizer.trainable_variables)
-        self.r_optimizer.apply_gradients(zip(grads, self.recognizer.trainable_variables))
-        return loss, n_inf
+            if loss_scale is not None:
+                scaled = scaled * loss_scale
+        variables = self.recognizer.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        skipped = self._apply_guarded(self.r_optimizer, loss, grads, variables, snapshot)
+        return loss, n_inf, skipped
 
-    def g_step(self, fake_ids, fake_lengths, z):
-        """Balanced update of G: one backward pass of ``d(L_adv + a L_ctc)/dx`` through G."""
+    def r_step(self, real, real_widths, labels, label_lengths):
+        """CTC update of R on real labelled images. Returns (loss, number of infeasible labels)."""
+        return self._r_step(real, real_widths, labels, label_lengths)[:2]
+
+    def _g_step(self, fake_ids, fake_lengths, z):
+        snapshot = self._snapshot([self.generator, self.discriminator])
+        loss_scale = self._loss_scale(self.g_optimizer)
         with tf.GradientTape() as g_tape:
-            fake = self.generator((fake_ids, fake_lengths, z), training=True)
+            fake = self._fake(fake_ids, fake_lengths, z, training=True)
         widths = fake_lengths * self.char_width
         with tf.GradientTape(persistent=True) as x_tape:
             x_tape.watch(fake)
-            adv = losses.g_hinge_loss(self.discriminator((fake, widths), training=True))
+            adv = losses.g_hinge_loss(
+                tf.cast(self.discriminator((fake, widths), training=True), tf.float32))
             logits = self.recognizer(fake, training=False)
             per_sample, n_inf = losses.ctc_loss(
                 fake_ids, fake_lengths, logits, Recognizer.logit_lengths(widths))
             ctc = tf.reduce_mean(per_sample)
-        grad_adv = x_tape.gradient(adv, fake)
-        grad_ctc = x_tape.gradient(ctc, fake)
+            if loss_scale is not None:  # D and R backpropagate in float16: scale, then unscale
+                adv_s, ctc_s = adv * loss_scale, ctc * loss_scale
+        if loss_scale is None:
+            grad_adv = x_tape.gradient(adv, fake)
+            grad_ctc = x_tape.gradient(ctc, fake)
+        else:
+            grad_adv = x_tape.gradient(adv_s, fake) / loss_scale
+            grad_ctc = x_tape.gradient(ctc_s, fake) / loss_scale
         del x_tape
         a = losses.balance_coefficient(grad_adv, grad_ctc, self.gb_alpha, self.gb_epsilon)
         grad_x = (grad_adv + a * grad_ctc) * self._scale()
+        if loss_scale is not None:
+            grad_x = grad_x * loss_scale
         variables = self.generator.trainable_variables
         grads = g_tape.gradient(fake, variables, output_gradients=grad_x)
-        self.g_optimizer.apply_gradients(zip(grads, variables))
-        return adv, ctc, a, n_inf
+        skipped = self._apply_guarded(self.g_optimizer, adv + ctc, grads, variables, snapshot)
+        return adv, ctc, a, n_inf, skipped
+
+    def g_step(self, fake_ids, fake_lengths, z):
+        """Balanced update of G: one backward pass of ``d(L_adv + a L_ctc)/dx`` through G.
+        Returns (L_adv, L_ctc, a, number of infeasible labels)."""
+        return self._g_step(fake_ids, fake_lengths, z)[:4]
 
     # -- one training iteration -----------------------------------------------------------
     def train_step(self, data):
@@ -192,31 +321,47 @@ class ScrabbleGAN(keras.Model):
         n = tf.shape(images[0])[0]
         t = self.trackers
         real_key = "d_real_labelled" if self.semi_supervised else "d_real"
+        skips = []
+
+        def track(name, value, skipped):
+            # A skipped update's (non-finite) values stay out of the means.
+            t[name].update_state(tf.where(skipped > 0, 0.0, tf.cast(value, tf.float32)),
+                                 sample_weight=1.0 - skipped)
+
         for i in range(self.g_every):
             if not self.disjoint:
                 ids, lengths = self.sample_words(n)
-                d_loss, d_real, d_fake = self.d_step(images[i], widths[i], ids, lengths,
-                                                     self.sample_z(n))
-                t["d_loss"].update_state(d_loss)
-                t[real_key].update_state(d_real)
-                t["d_fake"].update_state(d_fake)
+                d_loss, d_real, d_fake, skipped = self._d_step(images[i], widths[i], ids, lengths,
+                                                               self.sample_z(n))
+                track("d_loss", d_loss, skipped)
+                track(real_key, d_real, skipped)
+                track("d_fake", d_fake, skipped)
+                skips.append(skipped)
             if self.semi_supervised:
                 m = tf.shape(u_images[i])[0]
                 ids, lengths = self.sample_words(m)
-                d_loss, d_real, d_fake = self.d_step(u_images[i], u_widths[i], ids, lengths,
-                                                     self.sample_z(m))
-                t["d_loss"].update_state(d_loss)
-                t["d_real_unlabeled"].update_state(d_real)
-                t["d_fake"].update_state(d_fake)
-            r_loss, r_inf = self.r_step(images[i], widths[i], labels[i], label_lengths[i])
-            t["r_ctc"].update_state(r_loss)
+                d_loss, d_real, d_fake, skipped = self._d_step(u_images[i], u_widths[i], ids,
+                                                               lengths, self.sample_z(m))
+                track("d_loss", d_loss, skipped)
+                track("d_real_unlabeled", d_real, skipped)
+                track("d_fake", d_fake, skipped)
+                skips.append(skipped)
+            r_loss, r_inf, skipped = self._r_step(images[i], widths[i], labels[i],
+                                                  label_lengths[i])
+            track("r_ctc", r_loss, skipped)
             t["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
+            skips.append(skipped)
         ids, lengths = self.sample_words(n)
-        adv, ctc, a, g_inf = self.g_step(ids, lengths, self.sample_z(n))
-        t["g_adv"].update_state(adv)
-        t["g_ctc"].update_state(ctc)
-        t["gb_scale"].update_state(a)
+        adv, ctc, a, g_inf, skipped = self._g_step(ids, lengths, self.sample_z(n))
+        track("g_adv", adv, skipped)
+        track("g_ctc", ctc, skipped)
+        track("gb_scale", a, skipped)
         t["ctc_inf"].update_state(tf.cast(g_inf, tf.float32))
+        skips.append(skipped)
+        num_skipped = tf.add_n(skips)
+        # Every replica adds the same (all-reduced) count and the metric sums over replicas.
+        t["skipped_updates"].update_state(num_skipped * self._scale())
+        self.bad_steps.assign(tf.where(num_skipped > 0, self.bad_steps + 1, 0))
         self.step.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,9 +48,19 @@ def configure_cpu_devices(n: int) -> None:
 def make_strategy(name: str = "auto", cpu_devices: int = 0):
     """``auto``: MirroredStrategy when more than one GPU is visible, else the default strategy;
     ``mirrored``: MirroredStrategy over all GPUs, or over the logical CPUs (``cpu_devices``);
+    ``multi_worker``: MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see
+    ``scrabblegan_tf.multiworker``; created once per process, before any other TensorFlow op);
     ``default``: no distribution."""
     import tensorflow as tf
 
+    if name == "multi_worker":
+        # Before anything else touches TensorFlow: collective ops are configured at start-up.
+        from scrabblegan_tf import multiworker
+
+        if cpu_devices > 1:
+            raise ValueError("--cpu_devices is not supported with --strategy=multi_worker "
+                             "(each worker uses its GPUs, or one CPU replica)")
+        return multiworker.multi_worker_strategy()
     configure_cpu_devices(cpu_devices)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "default" or (name == "auto" and len(gpus) <= 1 and cpu_devices <= 1):
@@ -62,7 +72,7 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
         return tf.distribute.MirroredStrategy(
             [d.name for d in cpus],
             cross_device_ops=tf.distribute.ReductionToOneDevice(reduce_to_device=cpus[0].name))
-    raise ValueError(f"Unknown strategy {name!r}; choose auto, mirrored or default")
+    raise ValueError(f"Unknown strategy {name!r}; choose auto, mirrored, multi_worker or default")
 
 
 # -- learning rate ---------------------------------------------------------------------------------
@@ -84,7 +94,9 @@ def linear_decay_second_half(base_lr: float, total_updates: int):
     return _Schedule()
 
 
-def make_optimizers(cfg: Config):
+def make_optimizers(cfg: Config, *, loss_scale: bool = False):
+    """Adam for G, D and R; ``loss_scale``: each wrapped in ``keras.optimizers.LossScaleOptimizer``
+    (dynamic loss scaling, for ``mixed_float16``)."""
     import keras
 
     o = cfg.optim
@@ -93,9 +105,25 @@ def make_optimizers(cfg: Config):
 
     def adam(lr, total):
         rate = linear_decay_second_half(lr, total) if o.lr_decay else lr
-        return keras.optimizers.Adam(rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.adam_eps)
+        opt = keras.optimizers.Adam(rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.adam_eps)
+        return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
 
     return adam(o.g_lr, total_g), adam(o.d_lr, total_dr), adam(o.r_lr, total_dr)
+
+
+MIXED_PRECISION_POLICIES = ("", "auto", "mixed_float16", "mixed_bfloat16")
+
+
+def resolve_mixed_precision(name: str) -> str:
+    """``run.mixed_precision`` -> a Keras dtype policy name, or "" for float32. ``auto``:
+    ``mixed_float16`` (with loss scaling) when a GPU is visible, else ``mixed_bfloat16``."""
+    if name not in MIXED_PRECISION_POLICIES:
+        raise ValueError(f"run.mixed_precision={name!r}: choose one of {MIXED_PRECISION_POLICIES}")
+    if name != "auto":
+        return name
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -174,10 +202,22 @@ class TrainResult:
     step: int
     metrics: dict
     images_per_s: float
+    interrupted: str = ""  # "SIGTERM" when a SIGTERM stopped the run (after saving a checkpoint)
+    gan: object = field(default=None, repr=False)  # the trained ScrabbleGAN (G, D, R, optimizers)
 
 
-def check_workdir(workdir: str) -> None:
-    """Fails early, with a clear message, if the workdir cannot be written."""
+# Exit status of train_main.py after a SIGTERM stopped the run with a checkpoint (128 + SIGTERM, the
+# status of a process killed by SIGTERM, so schedulers see an unfinished run).
+EXIT_SIGTERM = 128 + 15
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive training iterations had non-finite losses or gradients."""
+
+
+def check_workdir(workdir: str, required_bytes: int = 0) -> None:
+    """Fails early, with a clear message, if the workdir cannot be written or (``required_bytes``
+    > 0) its filesystem has less free space than that."""
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
@@ -186,6 +226,39 @@ def check_workdir(workdir: str) -> None:
         os.remove(probe)
     except OSError as e:
         raise RuntimeError(f"Workdir {workdir!r} is not writable: {e}") from e
+    if required_bytes > 0:
+        st = os.statvfs(workdir)
+        free = st.f_bavail * st.f_frsize
+        if free < required_bytes:
+            raise RuntimeError(
+                f"Workdir {workdir!r} has {free / 2**20:,.0f} MiB free, but the run needs about "
+                f"{required_bytes / 2**20:,.0f} MiB for its checkpoints (see the log line "
+                f"'disk:'); free some space, lower run.keep_checkpoints or use another --workdir.")
+
+
+def variables_bytes(variables) -> int:
+    """Bytes of the values of ``variables`` (what a checkpoint stores for them)."""
+    import tensorflow as tf
+
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
+
+
+def folder_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def checkpoint_disk_need(checkpoint_bytes: int, keep: int, existing_bytes: int) -> int:
+    """Free bytes a run needs for its checkpoints: ``keep + 1`` of them can exist at once (the
+    manager writes a new one before deleting the oldest); the ones already in the workdir will be
+    rotated out, so their space counts as available. At least one checkpoint's worth."""
+    return max(checkpoint_bytes, (keep + 1) * checkpoint_bytes - existing_bytes)
 
 
 def _check_config_compatible(cfg: Config, workdir: str) -> None:
@@ -207,28 +280,68 @@ def _write_json(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+class _SigtermFlag:
+    """Installs a SIGTERM handler that only records the signal (the training loop checks the flag
+    after each iteration, saves a checkpoint and stops); ``restore()`` puts the previous handler
+    back. Does nothing outside the main thread (Python delivers signals to the main thread only)."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.signal = signal
+        self.received = False
+        self.previous = None
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = True
+
+    def restore(self):
+        if self.installed:
+            self.signal.signal(self.signal.SIGTERM, self.previous)
+            self.installed = False
+
+
 def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
           manual_dir: str | None = None, dataset=None, log=print) -> TrainResult:
     """Trains (or resumes) a ScrabbleGAN run in ``workdir``.
 
     ``dataset``: optional ready tf.data.Dataset of examples with ``image`` (uint8 [H, W, 1]) and
     ``text`` (tf.string), used instead of TFDS (tests).
+
+    Stops early, with a checkpoint, on SIGTERM (``TrainResult.interrupted == "SIGTERM"``), and with a
+    ``NonFiniteTrainingError`` (no checkpoint written: the last one is the last good state) after
+    ``run.max_bad_steps`` consecutive iterations whose updates had to be skipped (non-finite loss
+    or gradient).
     """
+    # The strategy first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
+    strategy = make_strategy(cfg.run.strategy, cfg.run.cpu_devices)
     check_workdir(workdir)
     _check_config_compatible(cfg, workdir)
-    strategy = make_strategy(cfg.run.strategy, cfg.run.cpu_devices)
 
     import keras
     import tensorflow as tf
 
     from scrabblegan_tf import data as data_lib
     from scrabblegan_tf import imaging
+    from scrabblegan_tf import multiworker
     from scrabblegan_tf.gan import ScrabbleGAN
     from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
 
+    chief = multiworker.is_chief(strategy)
+    multi_worker = multiworker.is_multi_worker(strategy)
+    if multi_worker:
+        task_type, task_id = multiworker.task(strategy)
+        log(f"multi-worker: {task_type} {task_id} of {multiworker.num_workers(strategy)} workers, "
+            f"{strategy.num_replicas_in_sync} replicas in all"
+            + (" (chief: writes configs, summaries, samples, checkpoints)" if chief else ""))
     keras.utils.set_random_seed(cfg.run.seed)
     alphabet = resolve_alphabet(cfg)
     replicas = strategy.num_replicas_in_sync
+    policy = resolve_mixed_precision(cfg.run.mixed_precision)
 
     # Data.
     if dataset is None:
@@ -246,6 +359,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     log(f"lexicon: {len(lexicon)} words ({lexicon.num_dropped} dropped)")
     word_ids, word_lengths = lexicon.as_tensors()
 
+    # Every process (worker) reads the same pipeline with the same seed, so all see the same
+    # global batches; each replica slices its rows by its global replica id (replica_step).
     per_replica = cfg.data.batch_size * cfg.optim.g_every
     ds = data_lib.labelled_pipeline(
         raw, alphabet=alphabet, batch_size=per_replica * replicas,
@@ -268,46 +383,97 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
 
     # Models and optimizers, all inside the strategy scope. Seeding right before creating them
     # makes the initial weights depend on the seed alone (not on what ran before in the process).
+    # The mixed-precision policy is global in Keras: set only while the layers are created.
     keras.utils.set_random_seed(cfg.run.seed)
-    with strategy.scope():
-        gan = ScrabbleGAN(
-            generator=make_generator(cfg.model, alphabet.num_classes),
-            discriminator=make_discriminator(cfg.model),
-            recognizer=make_recognizer(cfg.model, alphabet.num_classes),
-            word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
-            gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
-            semi_supervised=semi, disjoint=cfg.data.disjoint)
-        gan.compile(*make_optimizers(cfg))
-        gan.build_all()
-        # A plain (checkpointable) iterator over global batches; each replica takes its slice
-        # inside the step (a distributed iterator cannot be checkpointed).
-        iterator = iter(ds)
-        ckpt = tf.train.Checkpoint(
-            generator=gan.generator, discriminator=gan.discriminator, recognizer=gan.recognizer,
-            g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-            r_optimizer=gan.r_optimizer, step=gan.step, rng=gan.rng, iterator=iterator)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
+    previous_policy = keras.mixed_precision.global_policy()
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+        log(f"mixed precision: {policy}" + (" with dynamic loss scaling"
+                                           if policy == "mixed_float16" else ""))
+    try:
+        with strategy.scope():
+            gan = ScrabbleGAN(
+                generator=make_generator(cfg.model, alphabet.num_classes),
+                discriminator=make_discriminator(cfg.model),
+                recognizer=make_recognizer(cfg.model, alphabet.num_classes),
+                word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
+                gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
+                semi_supervised=semi, disjoint=cfg.data.disjoint)
+            gan.compile(*make_optimizers(cfg, loss_scale=policy == "mixed_float16"))
+            gan.build_all()
+            # A plain (checkpointable) iterator over global batches; each replica takes its slice
+            # inside the step (a distributed iterator cannot be checkpointed).
+            iterator = iter(ds)
+            ckpt = tf.train.Checkpoint(
+                generator=gan.generator, discriminator=gan.discriminator,
+                recognizer=gan.recognizer, g_optimizer=gan.g_optimizer,
+                d_optimizer=gan.d_optimizer, r_optimizer=gan.r_optimizer, step=gan.step,
+                rng=gan.rng, iterator=iterator)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    # Disk: fail now rather than at the first checkpoint save if they will not fit.
+    chief_ckpt_dir = os.path.join(workdir, "checkpoints")
+    model_weights = [v for m in (gan.generator, gan.discriminator, gan.recognizer) for v in m.weights]
+    ckpt_vars = model_weights + [v for o in (gan.g_optimizer, gan.d_optimizer, gan.r_optimizer) for v in o.variables]
+    # + the input iterator's state (mostly the shuffle buffer of raw examples; ~32 KiB each, a
+    # generous guess for word images) and 1% for the checkpoint's own bookkeeping.
+    ckpt_bytes = int(1.01 * variables_bytes(ckpt_vars)) + cfg.data.shuffle_buffer * 32 * 1024
+    need = checkpoint_disk_need(ckpt_bytes, cfg.run.keep_checkpoints, folder_bytes(chief_ckpt_dir))
+    log(f"disk: about {ckpt_bytes / 2**20:,.0f} MiB per checkpoint, {need / 2**20:,.0f} MiB needed "
+        f"free for {cfg.run.keep_checkpoints} kept + 1 being written")
+    check_workdir(workdir, required_bytes=need if chief else 0)
+
+    # Checkpoints: every worker saves (the variables are read collectively); only the chief keeps
+    # them (the others write to a temporary folder deleted right after), and everybody restores
+    # the chief's latest. A checkpoint becomes the latest only once completely written (the
+    # manager updates its state file atomically after writing the data and index files), so a
+    # process killed while saving resumes from the previous one.
+    manager = tf.train.CheckpointManager(ckpt, multiworker.checkpoint_dir(workdir, strategy),
                                          max_to_keep=cfg.run.keep_checkpoints)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"Resumed from {manager.latest_checkpoint} at step {int(gan.step.numpy())}")
+    latest = tf.train.latest_checkpoint(chief_ckpt_dir)
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+        log(f"Resumed from {latest} at step {int(gan.step.numpy())}")
     else:
         log(f"Starting a new run in {workdir}")
-    _write_json(os.path.join(workdir, "config.json"), cfg.to_json())
-    _write_json(os.path.join(workdir, "alphabet.json"), alphabet.to_json())
+    if multi_worker:
+        _check_same_step_on_all_workers(strategy, gan.step)
+
+    def save(step: int) -> str:
+        # Never replace good checkpoints by a diverged state (an update with finite gradients can
+        # still produce Inf weights, e.g. with an absurd learning rate).
+        if not _all_finite(model_weights):
+            raise NonFiniteTrainingError(
+                f"Not saving step {step}: the weights are no longer finite. The last checkpoint, "
+                f"{tf.train.latest_checkpoint(chief_ckpt_dir)}, is intact; lower the learning "
+                f"rates or check the data.")
+        path = manager.save(checkpoint_number=step)
+        multiworker.cleanup_after_save(workdir, strategy)
+        return path if chief else f"(worker: temporary {path}, deleted)"
+
+    if chief:
+        _remove_partial_files(workdir, log)
+        _write_json(os.path.join(workdir, "config.json"), cfg.to_json())
+        _write_json(os.path.join(workdir, "alphabet.json"), alphabet.to_json())
     log(f"G {gan.generator.count_params():,} D {gan.discriminator.count_params():,} "
         f"R {gan.recognizer.count_params():,} parameters; {replicas} replica(s); "
         f"batch {cfg.data.batch_size} x g_every {cfg.optim.g_every} per replica")
 
-    def replica_step(batch):
+    def replica_step(batch, stop):
+        ctx = tf.distribute.get_replica_context()
         if replicas > 1:
-            i = tf.distribute.get_replica_context().replica_id_in_sync_group
+            i = ctx.replica_id_in_sync_group  # global over all workers' replicas
             batch = {k: v[i * per_replica:(i + 1) * per_replica] for k, v in batch.items()}
-        return gan.train_step(batch)
+        gan.train_step(batch)
+        if replicas > 1:  # a stop request (SIGTERM) of any worker stops all of them
+            stop = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(stop, tf.float32))
+        return tf.stack([gan.bad_steps.read_value(), tf.cast(stop > 0, tf.int64)])
 
-    @tf.function(input_signature=[ds.element_spec], jit_compile=bool(cfg.run.jit_compile))
-    def train_iteration(batch):
-        strategy.run(replica_step, args=(batch,))
+    @tf.function(input_signature=[ds.element_spec, tf.TensorSpec([], tf.int32)],
+                 jit_compile=bool(cfg.run.jit_compile))
+    def train_iteration(batch, stop):
+        return strategy.experimental_local_results(strategy.run(replica_step, args=(batch, stop)))[0]
 
     # Fixed sample words and styles, so grids of different steps compare.
     sample_words = [w for w in SAMPLE_WORDS if alphabet.can_encode(w)][: cfg.run.num_samples]
@@ -315,8 +481,10 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     sample_z = np.random.default_rng(cfg.run.seed).standard_normal(
         (len(sample_words), cfg.model.z_dim)).astype(np.float32)
 
-    def write_samples(step: int) -> str:
-        imgs = gan.generate(sample_ids, sample_lengths, sample_z).numpy()
+    def write_samples(step: int) -> str | None:
+        if not chief:
+            return None
+        imgs = tf.cast(gan.generate(sample_ids, sample_lengths, sample_z), tf.float32).numpy()
         rows = [imaging.crop_width(imaging.to_uint8(im), 16 * n)
                 for im, n in zip(imgs, sample_lengths)]
         path = imaging.save_png(imaging.grid(rows),
@@ -325,44 +493,115 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             tf.summary.image("samples", imaging.grid(rows)[None, ..., None], max_outputs=1)
         return path
 
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+    def log_samples(step: int) -> None:
+        path = write_samples(step)
+        if path:
+            log(f"samples: {path}")
+
+    writer = (tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief
+              else tf.summary.create_noop_writer())
     step = int(gan.step.numpy())
     start_step = step
     images_per_iter = per_replica * replicas
     t0 = time.perf_counter()
     last_t, last_step = t0, step
     metrics: dict = {}
-    while step < cfg.run.steps:
-        train_iteration(next(iterator))
-        step += 1
-        if step == start_step + 1:  # the first call traces: leave it out of the rates
-            log(f"step {step}: traced and ran the first iteration in {time.perf_counter() - t0:.1f} s")
-            t0 = last_t = time.perf_counter()
-            last_step = step
-        if step % cfg.run.log_every == 0 or step == cfg.run.steps:
-            metrics = {m.name: float(m.result()) for m in gan.metrics}
-            for m in gan.metrics:
-                m.reset_state()
-            now = time.perf_counter()
-            rate = (step - last_step) / max(now - last_t, 1e-9) if step > last_step else 0.0
-            with writer.as_default(step=step):
-                for k, v in metrics.items():
-                    tf.summary.scalar(k, v)
-                tf.summary.scalar("images_per_s", rate * images_per_iter)
-            log(f"step {step}/{cfg.run.steps}  {rate:.2f} it/s  {rate * images_per_iter:.1f} img/s  "
-                + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            last_t, last_step = now, step
-        if step % cfg.run.sample_every == 0:
-            log(f"samples: {write_samples(step)}")
-        if step % cfg.run.checkpoint_every == 0 and step < cfg.run.steps:
-            log(f"checkpoint: {manager.save(checkpoint_number=step)}")
-    if step != start_step or not manager.latest_checkpoint:
-        log(f"checkpoint: {manager.save(checkpoint_number=step)}")
-        if step % cfg.run.sample_every:
-            log(f"samples: {write_samples(step)}")
+    interrupted = ""
+    sigterm = _SigtermFlag()
+    try:
+        while step < cfg.run.steps:
+            bad_steps, stop = (int(x) for x in train_iteration(
+                next(iterator), tf.constant(int(sigterm.received), tf.int32)).numpy())
+            step += 1
+            if step == start_step + 1:  # the first call traces: leave it out of the rates
+                log(f"step {step}: traced and ran the first iteration in "
+                    f"{time.perf_counter() - t0:.1f} s")
+                t0 = last_t = time.perf_counter()
+                last_step = step
+            if bad_steps:
+                log(f"step {step}: non-finite loss or gradient, update(s) skipped "
+                    f"({bad_steps} iteration(s) in a row)")
+                if 0 < cfg.run.max_bad_steps <= bad_steps:
+                    raise NonFiniteTrainingError(
+                        f"Stopped at step {step}: {bad_steps} consecutive iterations had non-finite "
+                        f"losses or gradients (their updates were skipped, so the weights are "
+                        f"those of the last good update). The last checkpoint, "
+                        f"{tf.train.latest_checkpoint(chief_ckpt_dir)}, is intact. Check the data "
+                        f"for NaN/Inf, lower the learning rates, or raise run.max_bad_steps.")
+            if step % cfg.run.log_every == 0 or step == cfg.run.steps:
+                metrics = {m.name: float(m.result()) for m in gan.metrics}
+                for m in gan.metrics:
+                    m.reset_state()
+                now = time.perf_counter()
+                rate = (step - last_step) / max(now - last_t, 1e-9) if step > last_step else 0.0
+                with writer.as_default(step=step):
+                    for k, v in metrics.items():
+                        tf.summary.scalar(k, v)
+                    tf.summary.scalar("images_per_s", rate * images_per_iter)
+                log(f"step {step}/{cfg.run.steps}  {rate:.2f} it/s  "
+                    f"{rate * images_per_iter:.1f} img/s  "
+                    + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                last_t, last_step = now, step
+            if step % cfg.run.sample_every == 0:
+                log_samples(step)
+            # One process: act on the signal now; several: on the all-reduced flag, which every
+            # worker gets from the same iteration (at most one iteration later).
+            if (stop or (sigterm.received and not multi_worker)) and step < cfg.run.steps:
+                interrupted = "SIGTERM"
+                log(f"checkpoint: {save(step)}")
+                log(f"SIGTERM: saved checkpoint at step {step}")
+                break
+            if step % cfg.run.checkpoint_every == 0 and step < cfg.run.steps:
+                log(f"checkpoint: {save(step)}")
+    finally:
+        sigterm.restore()
+    if not interrupted and (step != start_step or not latest):
+        log(f"checkpoint: {save(step)}")
+        log_samples(step)
     writer.flush()
     elapsed = time.perf_counter() - t0
     timed = step - start_step - 1
     ips = timed * images_per_iter / elapsed if timed > 0 else 0.0
-    log(f"done: step {step}, {ips:.1f} real images/s")
-    return TrainResult(step=step, metrics=metrics, images_per_s=ips)
+    log(f"{'stopped' if interrupted else 'done'}: step {step}, {ips:.1f} real images/s")
+    return TrainResult(step=step, metrics=metrics, images_per_s=ips, interrupted=interrupted,
+                       gan=gan)
+
+
+def _all_finite(variables) -> bool:
+    import tensorflow as tf
+
+    sums = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in variables]
+    return bool(tf.math.is_finite(tf.add_n(sums)))
+
+
+def _remove_partial_files(workdir: str, log) -> None:
+    """Leftovers of a process killed while writing: temporary sample/JSON files (written under a
+    temporary name, then renamed) and checkpoint shards not yet merged (``ckpt-N_temp/``). None of
+    them is ever read; removed so that a killed-and-resumed run leaves a clean workdir."""
+    import glob
+    import shutil
+
+    patterns = ("samples/*.tmp*", "*.json.tmp", "checkpoints/*_temp", "checkpoints/*.tmp*")
+    for path in sorted(p for pat in patterns for p in glob.glob(os.path.join(workdir, pat))):
+        log(f"removing {path} (left by an interrupted write)")
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def _check_same_step_on_all_workers(strategy, step_var) -> None:
+    """Every worker must resume from the same checkpoint (the chief's): with a workdir that is not
+    shared, a worker would start at step 0 while the others resume."""
+    import tensorflow as tf
+
+    local = int(step_var.numpy())
+    per_replica = strategy.run(lambda: tf.cast(step_var, tf.float32))
+    total = float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+    if total != local * strategy.num_replicas_in_sync:
+        raise RuntimeError(
+            f"Workers resume from different steps (this one from {local}): every worker must see "
+            f"the chief's checkpoints, so --workdir must be on a filesystem shared by all workers.")
