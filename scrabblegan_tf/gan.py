@@ -36,9 +36,10 @@ with zero gradients still moves the weights when ``beta_1 > 0`` (m decays but st
 always decays v and counts the iteration; restoring every variable with ``tf.where`` after the update
 would cost a copy of all weights and slots (3 x 60M floats) per update.
 
-Mixed precision (``keras.mixed_precision`` policy set while the networks are built): G's images are
-cast to float32 before D, R and the losses, scores and logits are cast to float32, so the hinge and
-CTC losses, the image gradients and the gradient-balancing std are float32. With ``mixed_float16``
+Mixed precision (a ``keras.mixed_precision`` policy for D and R, see ``train.make_gan``; G stays
+float32): images are cast to float32 before D and R (which cast them to their compute dtype), scores
+and logits are cast to float32, so the hinge and CTC losses, the image gradients and the
+gradient-balancing std are float32. With ``mixed_float16``
 the optimizers are ``keras.optimizers.LossScaleOptimizer``: losses (and G's image gradient) are
 multiplied by the dynamic loss scale before differentiation and the optimizer divides it out; an
 overflow is a skipped update like any other non-finite one and halves the scale.

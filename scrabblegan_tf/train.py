@@ -197,6 +197,51 @@ def unlabeled_images(cfg: Config, *, data_dir=None, log=print):
 
 
 # -- the job ---------------------------------------------------------------------------------------
+def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy: str = "",
+             semi: bool = False):
+    """The compiled and built ScrabbleGAN of ``cfg`` (call inside ``strategy.scope()``).
+
+    Seeding right before creating the networks makes the initial weights depend on the seed alone
+    (not on what ran before in the process). ``policy``: a Keras mixed-precision policy for D and R
+    (``resolve_mixed_precision``). G stays float32: its width masks and masked conditional norms are
+    written for float32 (a float16 G would also risk overflowing the masked batch-norm sums). Keras
+    layers take the global policy when they are created, and lazily created sublayers when they
+    are built, so the policy is switched around G's construction and build; the networks are
+    created and built in the same order as without a policy, so the initial weights are the same.
+    The global policy is restored on return.
+    """
+    import keras
+    import tensorflow as tf
+
+    from scrabblegan_tf.gan import ScrabbleGAN
+    from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
+
+    keras.utils.set_random_seed(cfg.run.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        if policy:
+            keras.mixed_precision.set_global_policy("float32")
+        generator = make_generator(cfg.model, alphabet.num_classes)
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        gan = ScrabbleGAN(
+            generator=generator, discriminator=make_discriminator(cfg.model),
+            recognizer=make_recognizer(cfg.model, alphabet.num_classes),
+            word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
+            gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
+            semi_supervised=semi, disjoint=cfg.data.disjoint)
+        gan.compile(*make_optimizers(cfg, loss_scale=policy == "mixed_float16"))
+        if policy:  # build G (as build_all would, first) in float32, then D and R with the policy
+            keras.mixed_precision.set_global_policy("float32")
+            generator((tf.ones((1, 4), tf.int32), tf.fill((1,), 4),
+                       tf.zeros((1, cfg.model.z_dim), tf.float32)))
+            keras.mixed_precision.set_global_policy(policy)
+        gan.build_all()
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    return gan
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -328,8 +373,6 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     from scrabblegan_tf import data as data_lib
     from scrabblegan_tf import imaging
     from scrabblegan_tf import multiworker
-    from scrabblegan_tf.gan import ScrabbleGAN
-    from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
 
     chief = multiworker.is_chief(strategy)
     multi_worker = multiworker.is_multi_worker(strategy)
@@ -381,36 +424,20 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         log(f"semi-supervised: unlabeled images from {cfg.data.unlabeled_dataset}"
             + (" (disjoint: D on unlabeled only, R on labelled only)" if cfg.data.disjoint else ""))
 
-    # Models and optimizers, all inside the strategy scope. Seeding right before creating them
-    # makes the initial weights depend on the seed alone (not on what ran before in the process).
-    # The mixed-precision policy is global in Keras: set only while the layers are created.
-    keras.utils.set_random_seed(cfg.run.seed)
-    previous_policy = keras.mixed_precision.global_policy()
+    # Models and optimizers, all inside the strategy scope.
     if policy:
-        keras.mixed_precision.set_global_policy(policy)
-        log(f"mixed precision: {policy}" + (" with dynamic loss scaling"
-                                           if policy == "mixed_float16" else ""))
-    try:
-        with strategy.scope():
-            gan = ScrabbleGAN(
-                generator=make_generator(cfg.model, alphabet.num_classes),
-                discriminator=make_discriminator(cfg.model),
-                recognizer=make_recognizer(cfg.model, alphabet.num_classes),
-                word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
-                gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
-                semi_supervised=semi, disjoint=cfg.data.disjoint)
-            gan.compile(*make_optimizers(cfg, loss_scale=policy == "mixed_float16"))
-            gan.build_all()
-            # A plain (checkpointable) iterator over global batches; each replica takes its slice
-            # inside the step (a distributed iterator cannot be checkpointed).
-            iterator = iter(ds)
-            ckpt = tf.train.Checkpoint(
-                generator=gan.generator, discriminator=gan.discriminator,
-                recognizer=gan.recognizer, g_optimizer=gan.g_optimizer,
-                d_optimizer=gan.d_optimizer, r_optimizer=gan.r_optimizer, step=gan.step,
-                rng=gan.rng, iterator=iterator)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+        log(f"mixed precision: {policy} for D and R (G in float32)"
+            + (", dynamic loss scaling" if policy == "mixed_float16" else ""))
+    with strategy.scope():
+        gan = make_gan(cfg, alphabet, word_ids, word_lengths, policy=policy, semi=semi)
+        # A plain (checkpointable) iterator over global batches; each replica takes its slice
+        # inside the step (a distributed iterator cannot be checkpointed).
+        iterator = iter(ds)
+        ckpt = tf.train.Checkpoint(
+            generator=gan.generator, discriminator=gan.discriminator,
+            recognizer=gan.recognizer, g_optimizer=gan.g_optimizer,
+            d_optimizer=gan.d_optimizer, r_optimizer=gan.r_optimizer, step=gan.step,
+            rng=gan.rng, iterator=iterator)
 
     # Disk: fail now rather than at the first checkpoint save if they will not fit.
     chief_ckpt_dir = os.path.join(workdir, "checkpoints")

@@ -1,8 +1,8 @@
 """Multi-worker training: 2 worker processes on 127.0.0.1 (CPU, one replica each, cluster in
 TF_CONFIG) train a few steps with ``--strategy=multi_worker``; both end with identical weights, equal
-to a one-process MirroredStrategy run over 2 logical CPUs with the same global batch; only the chief
-writes configs, samples, summaries and the kept checkpoints; the other worker's temporary
-checkpoint folder is gone.
+to a one-process MirroredStrategy run over 2 logical CPUs with the same global batch (run eagerly
+to save a trace; the workers run the traced step); only the chief writes configs, samples,
+summaries and the kept checkpoints; the other worker's temporary checkpoint folder is gone.
 
 Why a 2-replica MirroredStrategy run as the reference and not a one-device run: each replica draws
 its fake words and z from the generator's stream keyed by its global replica id
@@ -35,6 +35,9 @@ SCRIPT = textwrap.dedent(r'''
     from scrabblegan_tf import train as train_lib
     # MultiWorkerMirroredStrategy before any other TensorFlow op (collectives are set up at start).
     strategy = train_lib.make_strategy(strategy_name, 2 if strategy_name == "mirrored" else 0)
+    if strategy_name == "mirrored":  # the reference runs eagerly: no trace, a shorter test
+        import tensorflow as tf
+        tf.config.run_functions_eagerly(True)
     import numpy as np
     sys.path.insert(0, tests_dir)
     from train_helpers import in_memory_dataset, tiny_config
