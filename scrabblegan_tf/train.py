@@ -346,7 +346,9 @@ class _SigtermFlag:
 
     def restore(self):
         if self.installed:
-            self.signal.signal(self.signal.SIGTERM, self.previous)
+            # None: the previous handler was not installed from Python; the default is closest.
+            previous = self.signal.SIG_DFL if self.previous is None else self.previous
+            self.signal.signal(self.signal.SIGTERM, previous)
             self.installed = False
 
 
