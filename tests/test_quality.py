@@ -17,7 +17,7 @@ import tensorflow as tf
 from scrabblegan_tf import quality
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.htr.config import HTRConfig
-from test_synthesize import DHSD_DUMMY, make_tiny_gan  # pylint: disable=wrong-import-order
+from gan_helpers import DHSD_DUMMY, make_tiny_gan  # pylint: disable=wrong-import-order
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

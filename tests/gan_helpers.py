@@ -1,0 +1,38 @@
+"""A generator-only GAN workdir for the tests of synthesize and quality (a helper module: Bazel
+runfiles hold helpers, not other test files)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from scrabblegan_tf import config as config_lib
+from scrabblegan_tf import train as train_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DHSD_DUMMY = REPO / "datasets" / "dhsd" / "dummy_data"
+
+
+def make_tiny_gan(workdir) -> str:
+    """A GAN workdir as scrabblegan_tf.train writes it (config.json, alphabet.json, checkpoints/)
+    holding a freshly initialised smoke-config generator (German alphabet: data.dataset=dhsd).
+    Untrained weights draw noise-like words, which is all these tests need; training one step
+    (tests/test_experiments.py does) costs ~30 s of tracing."""
+    import keras
+
+    from scrabblegan_tf.model_factory import make_generator
+
+    cfg = config_lib.get_config("smoke", ["data.dataset=dhsd"])
+    alphabet = train_lib.resolve_alphabet(cfg)
+    keras.utils.set_random_seed(0)
+    gen = make_generator(cfg.model, alphabet.num_classes)
+    gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
+    os.makedirs(workdir, exist_ok=True)
+    (pathlib.Path(workdir) / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    (pathlib.Path(workdir) / "alphabet.json").write_text(alphabet.to_json(), encoding="utf-8")
+    tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), os.path.join(workdir, "checkpoints"),
+                               max_to_keep=1).save(checkpoint_number=1)
+    return str(workdir)
