@@ -10,37 +10,22 @@ import importlib.util
 import pathlib
 import sys
 import tempfile
-import types
 import unicodedata
 from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 
+from scrabblegan_tf.builders import builder_module
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 REAL_DHSD = REPO.parent / "shared" / "data" / "dhsd"
 FAKE = REPO / "datasets" / "dhsd" / "dummy_data"
 
 
-def load_builder_module(name):
-  """datasets/<name>/<name>_dataset_builder.py as module `scrabblegan_datasets.<name>`."""
-  modname = f"scrabblegan_datasets.{name}"
-  if modname in sys.modules:
-    return sys.modules[modname]
-  if "scrabblegan_datasets" not in sys.modules:
-    pkg = types.ModuleType("scrabblegan_datasets")
-    pkg.__path__ = []  # a namespace for the builder modules, nothing importable from disk
-    sys.modules["scrabblegan_datasets"] = pkg
-  path = REPO / "datasets" / name / f"{name}_dataset_builder.py"
-  spec = importlib.util.spec_from_file_location(modname, path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[modname] = module
-  spec.loader.exec_module(module)
-  setattr(sys.modules["scrabblegan_datasets"], name, module)
-  return module
 
 
-dhsd = load_builder_module("dhsd")
+dhsd = builder_module("dhsd")
 hw = dhsd.hw
 
 
