@@ -20,6 +20,9 @@ What is written (``out_dir``):
 - ``dataset_info.json``, ``features.json`` (``tfds.folder_dataset.write_metadata``), at the end;
 - ``synthesis.json`` (the settings; ``complete`` once the metadata is written) and ``alphabet.json``.
 
+Progress: a line per shard written (words/s, words done, minutes left) and, on a terminal, a progress
+bar over all words updated after every generator batch.
+
 Example ``i`` (0-based) has the style seed ``seed * 2**32 + i`` (``generate.style_vectors``; stored as
 ``writer_id``) and the id ``syn<seed>-<i:08d>``. Words are drawn uniformly (with replacement) from the
 distinct words of ``--lexicon`` (one per line) or, by default, of the GAN's training labels, with a
@@ -42,9 +45,11 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 DATASET_NAME = "scrabblegan_synthetic"
 SPLIT = "train"
@@ -146,8 +151,13 @@ def synthesize(workdir: str, out_dir: str, *, num_words: int, lexicon: str | Non
                char_width: int | None = None, fixed_width: int | None = None,
                max_len: int | None = None, capitalize: bool = False, checkpoint: str | None = None,
                data_dir: str | None = None, manual_dir: str | None = None,
-               max_shards: int | None = None, log=print) -> dict:
+               max_shards: int | None = None, progress: bool | None = None, progress_file=None,
+               log=print) -> dict:
     """Writes (or completes) the synthetic dataset; see the module docstring.
+
+    ``progress``: a progress bar over all words (tqdm, updated after every generator batch) on
+    ``progress_file`` (default stderr); None shows it only when that file is a terminal (logs then
+    get the per-shard lines of ``log`` alone).
 
     ``max_len``: longest word drawn (None: the GAN config's ``data.lexicon_max_len``).
     ``max_shards``: write at most this many new shards, then return without metadata (a test hook
@@ -196,8 +206,12 @@ def synthesize(workdir: str, out_dir: str, *, num_words: int, lexicon: str | Non
     written = 0
     t0 = time.perf_counter()
     done_words = 0
+    bar = tqdm(total=num_words, initial=num_words - sum(lengths[k] for k in todo), unit="word",
+               desc="synthesize", file=progress_file or sys.stderr, dynamic_ncols=True,
+               disable=None if progress is None else not progress)
     for k in todo:
         if max_shards is not None and written >= max_shards:
+            bar.close()
             log(f"stopped after {written} new shard(s) (max_shards)")
             return {"complete": False, "num_shards": num_shards, "shards_written": written,
                     "shards_skipped": skipped, "out_dir": out_dir}
@@ -211,6 +225,7 @@ def synthesize(workdir: str, out_dir: str, *, num_words: int, lexicon: str | Non
             for j, im in zip(idx, render(gen, alphabet, [words[j] for j in idx], seeds=seeds)):
                 images[j] = resize_word(im, num_chars=len(words[j]), char_width=char_width,
                                         fixed_width=fixed_width)
+            bar.update(len(idx))
         final = os.path.join(out_dir, shard_filename(k, num_shards))
         tmp = os.path.join(out_dir, f"{_TMP_PREFIX}{k:05d}-{os.getpid()}")
         with tf.io.TFRecordWriter(tmp) as w:
@@ -226,6 +241,7 @@ def synthesize(workdir: str, out_dir: str, *, num_words: int, lexicon: str | Non
         left = sum(lengths[m] for m in todo[written:])
         log(f"shard {k + 1}/{num_shards} written ({len(words)} words, {rate:.1f} words/s, "
             f"{num_words - left}/{num_words} done, about {left / max(rate, 1e-9) / 60:.1f} min left)")
+    bar.close()
 
     write_metadata(out_dir, lengths, description=(
         f"ScrabbleGAN synthetic words: generator {settings['gan_workdir']} ({settings['checkpoint']}), "

@@ -3,6 +3,7 @@ resume after an interruption without duplicates, settings check, width matching,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
@@ -43,8 +44,11 @@ def load(out_dir):
 
 def test_writes_n_examples_tfds_reads_back(gan, lexicon, tmp_path):
     out = tmp_path / "syn"
+    bar = io.StringIO()
     res = syn.synthesize(gan, str(out), num_words=10, lexicon=lexicon, shard_size=4, batch_size=3,
-                         log=lambda m: None)
+                         progress=True, progress_file=bar, log=lambda m: None)
+    # The progress bar counts words batch by batch: shards of 4, 4, 2 in batches of <= 3 words.
+    assert "10/10" in bar.getvalue() and "3/10" in bar.getvalue() and "word" in bar.getvalue()
     assert res == {"complete": True, "num_examples": 10, "num_shards": 3, "shards_written": 3,
                    "shards_skipped": 0, "out_dir": str(out)}
     assert sorted(f for f in os.listdir(out) if ".tfrecord-" in f) == [
