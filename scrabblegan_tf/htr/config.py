@@ -46,7 +46,9 @@ class HTRConfig:
     # Optimisation.
     batch_size: int = 32
     steps: int = 5000
-    lr: float = 1e-3  # Adam, cosine decay to lr * lr_final_frac over `steps`
+    # Adam, cosine decay to lr * lr_final_frac over `steps`. 3e-3 rather than the usual 1e-3: on DHSD
+    # (width_mult 0.5, batch 16) validation CER after 1,000 steps was 0.65 with 3e-3 vs 0.73 with 1e-3.
+    lr: float = 3e-3
     lr_final_frac: float = 0.05
     clipnorm: float = 5.0
     shuffle_buffer: int = 2048
