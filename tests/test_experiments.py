@@ -79,3 +79,36 @@ def test_experiment_end_to_end_tiny(tmp_path):
     # samples.png: 2 test words (left real, right generated), 32-pixel rows.
     png = np.asarray(Image.open(results / "samples.png"))
     assert png.shape == (2 * (32 + 4) + 4, 2 * (128 + 4) + 4)
+
+
+def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch):
+    """A GAN run stopped by SIGTERM (checkpoint saved, TrainResult.interrupted) must not be followed
+    by synthesis and HTR training from the half-trained generator; the CLI exits with 143."""
+    from scrabblegan_tf import train as train_lib
+    from scrabblegan_tf.experiments.htr_augmentation import Experiment, ExperimentSettings, Interrupted
+    from scrabblegan_tf.experiments.htr_augmentation import __main__ as cli
+
+    calls = []
+    monkeypatch.setattr(train_lib, "train", lambda cfg, workdir, **kw: calls.append(workdir) or
+                        train_lib.TrainResult(step=7, metrics={}, images_per_s=0.0, interrupted="SIGTERM"))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the experiment went on after the GAN was stopped")
+
+    monkeypatch.setattr(Experiment, "synthesize", must_not_run)
+    monkeypatch.setattr(Experiment, "htr_run", must_not_run)
+    settings = ExperimentSettings(workdir=str(tmp_path / "exp"), gan_config="smoke", gan_steps=10)
+    logs = []
+    with pytest.raises(Interrupted, match="SIGTERM at iteration 7"):
+        Experiment(settings, log=logs.append).run()
+    assert calls == [str(tmp_path / "exp" / "gan")]
+    assert not (tmp_path / "exp" / "results.json").exists()
+
+    def interrupted_run(settings, command="", log=print):
+        raise Interrupted("stopped")
+
+    monkeypatch.setattr(cli, "run", interrupted_run)
+    monkeypatch.setattr(cli, "build_settings", lambda: settings)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["prog"])
+    assert exit_info.value.code == train_lib.EXIT_SIGTERM == 143

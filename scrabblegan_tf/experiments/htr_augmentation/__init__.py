@@ -6,6 +6,7 @@
 """
 
 from scrabblegan_tf.experiments.htr_augmentation.experiment import (
-    CONDITIONS, Experiment, ExperimentSettings, markdown_table, run, summarize)
+    CONDITIONS, Experiment, ExperimentSettings, Interrupted, markdown_table, run, summarize)
 
-__all__ = ["CONDITIONS", "Experiment", "ExperimentSettings", "markdown_table", "run", "summarize"]
+__all__ = ["CONDITIONS", "Experiment", "ExperimentSettings", "Interrupted", "markdown_table", "run",
+           "summarize"]

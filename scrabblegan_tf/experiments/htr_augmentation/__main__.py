@@ -12,7 +12,8 @@ import sys
 from absl import app, flags
 
 from scrabblegan_tf import config as config_lib
-from scrabblegan_tf.experiments.htr_augmentation.experiment import ExperimentSettings, run
+from scrabblegan_tf.experiments.htr_augmentation.experiment import (ExperimentSettings, Interrupted,
+                                                                    run)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", None, "datasets/<name> builder (default dhsd).")
@@ -71,7 +72,13 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     command = "python -m scrabblegan_tf.experiments.htr_augmentation " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
-    run(build_settings(), command=command)
+    try:
+        run(build_settings(), command=command)
+    except Interrupted as e:
+        from scrabblegan_tf.train import EXIT_SIGTERM
+
+        print(f"[experiment] {e}", file=sys.stderr)
+        sys.exit(EXIT_SIGTERM)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Steps (each resumable: rerunning the same command continues where it stopped):
 1. **GAN**: ``gan_workdir`` (default ``<workdir>/gan``). With ``gan_steps > 0`` it is trained (or resumed)
    with ``scrabblegan_tf.train.train`` on ``dataset``'s train split, preset ``gan_config`` +
    ``gan_overrides``, to ``gan_steps`` iterations; with ``gan_steps = 0`` an existing GAN workdir is
-   used as it is.
+   used as it is. A SIGTERM during GAN training saves a checkpoint and stops the whole experiment
+   (``Interrupted``; the CLI exits with status 143): it never goes on with a half-trained generator.
 2. **Synthetic set**: ``num_synthetic`` words drawn from the GAN's training labels (``lexicon``: a word
    list instead), written by ``scrabblegan_tf.synthesize`` into ``<workdir>/synthetic_<N>``, resized to
    the real images' geometry (``synthesize.match_geometry`` of the real train split: DHSD's fixed
@@ -36,6 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CONDITIONS = ("real", "real+synthetic")
+
+
+class Interrupted(RuntimeError):
+    """A step was stopped by a signal after saving its state (the CLI exits with 128 + SIGTERM)."""
 
 
 @dataclass
@@ -158,8 +163,14 @@ class Experiment:
             cfg.run.steps = self.s.gan_steps
             self.log(f"[experiment] GAN: {self.s.gan_config} preset, {self.s.gan_steps} iterations "
                      f"in {self.gan_workdir}")
-            train(cfg, self.gan_workdir, data_dir=self.s.data_dir, manual_dir=self.s.manual_dir,
-                  log=lambda m: self.log(f"[gan] {m}"))
+            result = train(cfg, self.gan_workdir, data_dir=self.s.data_dir,
+                           manual_dir=self.s.manual_dir, log=lambda m: self.log(f"[gan] {m}"))
+            if result.interrupted:
+                # Never go on with a half-trained generator: the synthetic set would be made (and
+                # recorded as complete) from the wrong checkpoint.
+                self._stage("gan", start)
+                raise Interrupted(f"GAN training stopped by {result.interrupted} at iteration "
+                                  f"{result.step} (checkpoint saved); rerun the same command to resume")
         gen, cfg, alphabet, path = load_generator(self.gan_workdir)
         if cfg.data.dataset != self.s.dataset:
             self.log(f"[experiment] warning: the GAN was trained on {cfg.data.dataset}, not {self.s.dataset}")
