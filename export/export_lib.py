@@ -144,36 +144,48 @@ class ServingFunctions:
         checks = []
 
         def check(condition, message):
+            """Asserts ``condition()`` with ``message()``; both are built after the earlier checks
+            have passed (control dependencies), so that a message never evaluates on input an
+            earlier check rejects (e.g. an argmax over an empty batch)."""
             with tf.control_dependencies(checks):
-                checks.append(tf.debugging.Assert(condition, [message], name="check"))
+                checks.append(tf.debugging.Assert(condition(), [message()], name="check"))
 
         if other is not None:
             n_other = tf.shape(other)[0]
-            check(tf.equal(batch, n_other), tf.strings.format(
+            check(lambda: tf.equal(batch, n_other), lambda: tf.strings.format(
                 "words and " + other_name + " must have the same batch size, got {} words and {} "
                 + other_name, (batch, n_other)))
-        check(batch > 0, tf.constant("empty batch: no words to render"))
+        check(lambda: batch > 0, lambda: tf.constant("empty batch: no words to render"))
         empty = tf.equal(lengths, 0)
-        check(tf.logical_not(tf.reduce_any(empty)), tf.strings.format(
+        check(lambda: tf.logical_not(tf.reduce_any(empty)), lambda: tf.strings.format(
             "empty text at batch index {}: every text needs at least one character",
             tf.cast(tf.where(empty)[:_MAX_LISTED, 0], tf.int32), summarize=_MAX_LISTED))
         too_long = lengths > self.max_text_length
-        first = tf.argmax(tf.cast(too_long, tf.int32), output_type=tf.int32)
-        check(tf.logical_not(tf.reduce_any(too_long)), tf.strings.join([
-            "text too long at batch index ", tf.strings.as_string(first), ": ",
-            tf.strings.as_string(tf.gather(lengths, first)), " symbols, the maximum is ",
-            str(self.max_text_length), " (text starts with: ",
-            tf.strings.substr(tf.gather(words, first), 0, 24, unit="UTF8_CHAR"), "...)"]))
+
+        def too_long_message():
+            first = tf.argmax(tf.cast(too_long, tf.int32), output_type=tf.int32)
+            return tf.strings.join([
+                "text too long at batch index ", tf.strings.as_string(first), ": ",
+                tf.strings.as_string(tf.gather(lengths, first)), " symbols, the maximum is ",
+                str(self.max_text_length), " (text starts with: ",
+                tf.strings.substr(tf.gather(words, first), 0, 24, unit="UTF8_CHAR"), "...)"])
+
+        check(lambda: tf.logical_not(tf.reduce_any(too_long)), too_long_message)
         bad = ids.flat_values < 0
-        bad_chars, _ = tf.unique(tf.boolean_mask(chars.flat_values, bad))
-        bad_words = tf.boolean_mask(words, tf.reduce_any(ids < 0, axis=1))
-        check(tf.logical_not(tf.reduce_any(bad)), tf.strings.join([
-            "characters outside the " + self.alphabet.name + " alphabet: ",
-            tf.strings.reduce_join(bad_chars[:_MAX_LISTED], separator=", "),
-            " (in: ",
-            tf.strings.reduce_join(
-                tf.strings.substr(bad_words[:_MAX_LISTED], 0, 24, unit="UTF8_CHAR"), separator=", "),
-            ")"]))
+
+        def bad_chars_message():
+            bad_chars, _ = tf.unique(tf.boolean_mask(chars.flat_values, bad))
+            bad_words = tf.boolean_mask(words, tf.reduce_any(ids < 0, axis=1))
+            return tf.strings.join([
+                "characters outside the " + self.alphabet.name + " alphabet: ",
+                tf.strings.reduce_join(bad_chars[:_MAX_LISTED], separator=", "),
+                " (in: ",
+                tf.strings.reduce_join(
+                    tf.strings.substr(bad_words[:_MAX_LISTED], 0, 24, unit="UTF8_CHAR"),
+                    separator=", "),
+                ")"])
+
+        check(lambda: tf.logical_not(tf.reduce_any(bad)), bad_chars_message)
         with tf.control_dependencies(checks):
             dense = tf.identity(ids.to_tensor(default_value=0))
             lengths = tf.identity(lengths)
