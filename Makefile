@@ -6,6 +6,9 @@ FONT_PKGS := fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-dancingsc
   fonts-kaushanscript fonts-sjfonts fonts-ecolier-court fonts-comic-neue wamerican wfrench wngerman
 WORKDIR ?= runs/demo
 DATA_DIR ?= $(HOME)/tensorflow_datasets
+# Test processes (pytest-xdist, one test file per process at a time): 2 runs the suite in 519 s
+# instead of 829 s on a 2-core machine; each process holds TensorFlow (~1-3 GB).
+TEST_JOBS ?= 2
 
 .PHONY: install fonts venv demo test bench
 install: fonts venv
@@ -31,7 +34,7 @@ demo: install
 	@echo "Samples: $(WORKDIR)/samples/  Generated: $(WORKDIR)/hello_world.png"
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile tests
 
 bench: install
 	$(PY) bench/train_throughput.py
