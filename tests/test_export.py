@@ -347,12 +347,12 @@ BAD = [
     "seeds_batch", "z_batch", "empty_batch", "empty_text", "empty_line", "too_long", "line_too_long",
     "unknown_chars", "line_unknown_char", "invalid_utf8"])
 def test_bad_input_is_invalid_argument_naming_the_problem(loaded, signature, inputs, message):
-    fn = loaded.signatures[signature]
-    dtypes = {"words": tf.string, "text": tf.string, "seeds": tf.int64, "seed": tf.int64,
-              "z": tf.float32}
     """Repeated 30 times: the graph's ops run in parallel, and a message op that is not ordered
     after the earlier checks (an argmax over the empty batch) failed first in about 1 call in 3
     before the messages were put under control dependencies; (2/3)^30 < 1e-5."""
+    fn = loaded.signatures[signature]
+    dtypes = {"words": tf.string, "text": tf.string, "seeds": tf.int64, "seed": tf.int64,
+              "z": tf.float32}
     kwargs = {k: tf.constant(v, dtypes[k]) for k, v in inputs.items()}
     for _ in range(30):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
