@@ -36,7 +36,35 @@ flags.DEFINE_string("unlabeled_dataset", None,
                     "of a datasets/ builder, or folder:/path/to/images.")
 flags.DEFINE_string("unlabeled_manual_dir", None, "Manual dir of the unlabeled dataset.")
 flags.DEFINE_bool("disjoint", None, "D on unlabeled images only, R on labelled images only.")
+flags.DEFINE_string("eval_htr", None,
+                    "Workdir of an HTR trained on real images (python -m scrabblegan_tf.htr train): "
+                    "it also reads the held-out words of the legibility signal (cer_htr), and once, "
+                    "real images of the eval split for reference.")
+flags.DEFINE_integer("eval_htr_real", 256, "Real eval-split images the --eval_htr reads once.")
 flags.mark_flag_as_required("workdir")
+
+
+def eval_readers(cfg: config_lib.Config):
+    """{"htr": reader} for --eval_htr (and its CER on real eval images, logged), or {}."""
+    if not FLAGS.eval_htr:
+        return {}
+    from scrabblegan_tf import metrics
+    from scrabblegan_tf.htr.data import real_uint8
+    from scrabblegan_tf.htr.train import load_htr, read_uint8
+
+    model, htr_cfg, alphabet, path, step = load_htr(FLAGS.eval_htr)
+
+    def read(images):
+        return read_uint8(model, alphabet, images, max_width=htr_cfg.max_width)
+
+    if FLAGS.eval_htr_real > 0:
+        real_cfg = htr_cfg.replace(dataset=cfg.data.dataset, builder_config=cfg.data.builder_config)
+        images, texts = real_uint8(real_cfg, cfg.data.eval_split, data_dir=FLAGS.data_dir,
+                                   manual_dir=FLAGS.manual_dir, limit=FLAGS.eval_htr_real)
+        m = metrics.evaluate_texts(read(images), texts)
+        print(f"eval HTR {path} (step {step}) reads {len(texts)} real {cfg.data.eval_split} images "
+              f"at CER {m['cer']:.3f} (WER {m['wer']:.3f}): the reference for cer_htr")
+    return {"htr": read}
 
 
 def build_config() -> config_lib.Config:
@@ -65,8 +93,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from scrabblegan_tf.train import EXIT_SIGTERM, train
 
-    result = train(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
-                   manual_dir=FLAGS.manual_dir)
+    cfg = build_config()
+    result = train(cfg, FLAGS.workdir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                   eval_readers=eval_readers(cfg))
     if result.interrupted:
         # Saved a checkpoint at result.step; rerun the same command to resume.
         sys.exit(EXIT_SIGTERM)

@@ -36,15 +36,27 @@ class ModelConfig:
     # D: output channels of the residual down-blocks; the first ``d_num_down`` blocks halve H and W.
     d_channels: tuple[int, ...] = (64, 512, 1024, 1024)
     d_num_down: int = 3
+    # White columns D appends on the right before scoring; -1: the receptive field's reach (exact:
+    # scores do not depend on the batch's width), 0: none.
+    d_pad_columns: int = -1
     # R: 7 convs, 5 height pools (widths halved by the first two): 4 logit columns per character.
     r_channels: tuple[int, ...] = (64, 128, 256, 256, 512, 512, 512)
+    # Width multipliers of D and R alone; 0: width_mult. (R is trained on real images only and is
+    # cheap next to D: a wider R reads sooner and gives G a more useful CTC gradient.)
+    d_width_mult: float = 0.0
+    r_width_mult: float = 0.0
     init_std: float = 0.02
     sn_eps: float = 1e-8
-    bn_momentum: float = 0.99
-    bn_eps: float = 1e-4
+    # Batch norm of G and R as in the official code (PyTorch momentum 0.1 = Keras momentum 0.9,
+    # eps 1e-5): G's moving statistics (used by samples, generate and the export) follow training
+    # over ~10 forwards instead of ~100.
+    bn_momentum: float = 0.9
+    bn_eps: float = 1e-5
 
-    def scaled(self, channels: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(max(4, int(round(c * self.width_mult))) for c in channels)
+    def scaled(self, channels: tuple[int, ...], mult: float = 0.0) -> tuple[int, ...]:
+        """``channels`` times ``mult`` (0: ``width_mult``), at least 4 each."""
+        m = mult or self.width_mult
+        return tuple(max(4, int(round(c * m))) for c in channels)
 
     @property
     def z_chunk(self) -> int:
@@ -60,8 +72,11 @@ class DataConfig:
     train_split: str = "train"
     eval_split: str = "test"
     alphabet: str = ""  # empty: the dataset's preset (english / french / german)
-    lexicon: str = ""  # word-list file; empty: the training labels
-    lexicon_max_len: int = 20
+    # Fake words G draws: "auto" (a system word list for the English and French alphabets, see
+    # DEFAULT_WORD_LISTS, letters-only words as in the official code; the training labels otherwise
+    # or when the list is missing), "labels" (the training labels; also ""), or a word-list file.
+    lexicon: str = "auto"
+    lexicon_max_len: int = 19  # the official code keeps words shorter than 20
     lexicon_capitalize: bool = True
     max_label_len: int = 20  # longer labels are dropped from labelled GAN training
     batch_size: int = 8
@@ -86,7 +101,10 @@ class OptimConfig:
     g_every: int = 4  # one G update every g_every D/R batches
     gb_alpha: float = 1.0  # gradient balancing alpha
     gb_epsilon: float = 1e-8
-    lr_decay: bool = False  # linear decay to 0 over the second half of training
+    lr_decay: bool = False  # linear decay to 0 over the second half of training (all three nets)
+    # Iterations at the start of training that update R only (on real labelled batches), so that
+    # G's CTC gradient comes from a recognizer that already reads; they count in run.steps.
+    r_warmup_steps: int = 0
 
 
 @dataclass
@@ -101,12 +119,17 @@ class RunConfig:
     cpu_devices: int = 0  # >1: split the CPU into that many logical devices
     jit_compile: bool = False
     num_samples: int = 8  # sample grid rows
+    # Legibility signal (scrabblegan_tf/monitor.py): every eval_every iterations, eval_words
+    # held-out words (never fake-word targets) with fixed styles, read by R and, with --eval_htr, by
+    # an HTR trained on real images. 0: off.
+    eval_every: int = 500
+    eval_words: int = 64
     # Stop the run after this many consecutive iterations with a skipped (non-finite) update;
     # 0: never stop.
     max_bad_steps: int = 20
     # "" (float32) | "mixed_float16" (dynamic loss scaling) | "mixed_bfloat16" | "auto"
-    # (mixed_float16 on GPU, mixed_bfloat16 on CPU).
-    mixed_precision: str = ""
+    # (mixed_float16 on GPU, mixed_bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere).
+    mixed_precision: str = "auto"
 
 
 @dataclass
@@ -260,6 +283,14 @@ def get_config(name: str = "paper", overrides: list[str] | tuple[str, ...] = ())
         raise ValueError(f"Unknown config preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]().override(list(overrides))
 
+
+# Fake-word lists of DataConfig.lexicon="auto", by alphabet preset (Debian packages wamerican and
+# wfrench, installed by `make install`). Alphabets without one (german: DHSD's street names are not
+# dictionary words) use the training labels.
+DEFAULT_WORD_LISTS = {
+    "english": "/usr/share/dict/american-english",
+    "french": "/usr/share/dict/french",
+}
 
 # The alphabet preset each dataset needs (DataConfig.alphabet empty -> this).
 DATASET_ALPHABETS = {

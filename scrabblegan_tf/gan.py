@@ -7,7 +7,8 @@ does, for each mini-batch in turn,
 - a D step: hinge loss on the real mini-batch vs. G's images of fresh lexicon words with fresh z;
 - an R step: CTC loss on the real mini-batch (R never sees generated images as training data);
 
-then one G step: ``L_adv + a * L_ctc`` on fresh words and z, with ``a`` from ``balance_coefficient``
+then one G step (two with an unlabeled stream, see ``g_updates``): ``L_adv + a * L_ctc`` on fresh
+words and z, with ``a`` from ``balance_coefficient``
 of the gradients of both terms w.r.t. the generated images, and a single backward pass through G
 (the combined image gradient is pushed through G once).
 
@@ -84,6 +85,11 @@ class ScrabbleGAN(keras.Model):
         super().__init__(name=name, **kwargs)
         self.semi_supervised = bool(semi_supervised)
         self.disjoint = bool(disjoint)
+        # G updates per iteration: the official semi-supervised loop (train_semi_supervised.py) does
+        # one G update per stream (labelled, unlabeled) every num_critic_train mini-batches, each
+        # of which has a D update per stream: 2 G updates per 2 * g_every D updates, the ratio of
+        # the supervised loop (1 per g_every).
+        self.g_updates = 2 if self.semi_supervised else 1
         self.generator = generator
         self.discriminator = discriminator
         self.recognizer = recognizer
@@ -352,13 +358,14 @@ class ScrabbleGAN(keras.Model):
             track("r_ctc", r_loss, skipped)
             t["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
             skips.append(skipped)
-        ids, lengths = self.sample_words(n)
-        adv, ctc, a, g_inf, skipped = self._g_step(ids, lengths, self.sample_z(n))
-        track("g_adv", adv, skipped)
-        track("g_ctc", ctc, skipped)
-        track("gb_scale", a, skipped)
-        t["ctc_inf"].update_state(tf.cast(g_inf, tf.float32))
-        skips.append(skipped)
+        for _ in range(self.g_updates):
+            ids, lengths = self.sample_words(n)
+            adv, ctc, a, g_inf, skipped = self._g_step(ids, lengths, self.sample_z(n))
+            track("g_adv", adv, skipped)
+            track("g_ctc", ctc, skipped)
+            track("gb_scale", a, skipped)
+            t["ctc_inf"].update_state(tf.cast(g_inf, tf.float32))
+            skips.append(skipped)
         num_skipped = tf.add_n(skips)
         # Every replica adds the same (all-reduced) count and the metric sums over replicas.
         t["skipped_updates"].update_state(num_skipped * self._scale())
@@ -366,7 +373,34 @@ class ScrabbleGAN(keras.Model):
         self.step.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 
+    def warmup_step(self, data):
+        """An R warm-up iteration: the ``g_every`` R updates of ``train_step`` on the same batch
+        layout, no D and no G update (``optim.r_warmup_steps``: G's CTC gradient is only
+        meaningful once R reads real words). Counts as an iteration."""
+        images = tf.split(data["image"], self.g_every)
+        widths = tf.split(data["image_width"], self.g_every)
+        labels = tf.split(data["label"], self.g_every)
+        label_lengths = tf.split(data["label_length"], self.g_every)
+        skips = []
+        for i in range(self.g_every):
+            r_loss, r_inf, skipped = self._r_step(images[i], widths[i], labels[i],
+                                                  label_lengths[i])
+            self.trackers["r_ctc"].update_state(tf.where(skipped > 0, 0.0, r_loss),
+                                                sample_weight=1.0 - skipped)
+            self.trackers["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
+            skips.append(skipped)
+        num_skipped = tf.add_n(skips)
+        self.trackers["skipped_updates"].update_state(num_skipped * self._scale())
+        self.bad_steps.assign(tf.where(num_skipped > 0, self.bad_steps + 1, 0))
+        self.step.assign_add(1)
+        return {m.name: m.result() for m in self.metrics}
+
     # -- inference ------------------------------------------------------------------------
+    def read(self, images, widths):
+        """R's logits [B, W/4, classes] (float32, inference mode) and their valid lengths [B]."""
+        logits = self.recognizer(tf.cast(images, tf.float32), training=False)
+        return tf.cast(logits, tf.float32), Recognizer.logit_lengths(widths)
+
     def generate(self, ids, lengths, z):
         """Images [B, 32, 16 * max_len, 1] in [-1, 1] (inference-mode norms)."""
         return self.generator((ids, lengths, z), training=False)

@@ -20,7 +20,7 @@ class Generator(keras.Model):
     def __init__(self, *, num_classes: int, z_dim: int = 128, num_z_chunks: int = 4,
                  channels=(512, 256, 128, 64), upsample=((2, 2), (2, 2), (2, 1)),
                  base_height: int = 4, base_width: int = 4, init_std: float = 0.02,
-                 sn_eps: float = 1e-8, bn_momentum: float = 0.99, bn_eps: float = 1e-4,
+                 sn_eps: float = 1e-8, bn_momentum: float = 0.9, bn_eps: float = 1e-5,
                  name: str = "generator", **kwargs):
         super().__init__(name=name, **kwargs)
         if len(upsample) != len(channels) - 1:
@@ -60,7 +60,8 @@ class Generator(keras.Model):
         ids, lengths, z = inputs
         ids = tf.cast(ids, tf.int32)
         lengths = tf.cast(lengths, tf.int32)
-        z = tf.cast(z, tf.float32)
+        cd = self.compute_dtype  # float32, or bfloat16/float16 under a mixed-precision policy
+        z = tf.cast(z, cd)
         # Ids at or beyond a word's length are padding, whatever the caller put there.
         n = tf.shape(ids)[1]
         ids = ids * tf.sequence_mask(lengths, n, dtype=tf.int32)
@@ -68,14 +69,16 @@ class Generator(keras.Model):
         x = self.filter_bank(ids, chunks[0], training=training)
         width = n * self.base_width
         col = lengths * self.base_width
-        valid = L.width_mask(col, width)
+        valid = L.width_mask(col, width, cd)
         for block, (_, fw), zk in zip(self.blocks, self.upsample, chunks[1:]):
             width, col = width * fw, col * fw
-            valid_out = L.width_mask(col, width)
+            valid_out = L.width_mask(col, width, cd)
             x = block(x, valid, valid_out, zk, training=training)
             valid = valid_out
         x = tf.nn.relu(self.out_bn(x, valid, training=training)) * valid
-        x = tf.tanh(self.out_conv(x, training=training))
+        # The image in float32: tanh, then exact white (+1) beyond each word.
+        x = tf.tanh(tf.cast(self.out_conv(x, training=training), tf.float32))
+        valid = tf.cast(valid, tf.float32)
         return x * valid + (1.0 - valid)
 
     @property

@@ -59,7 +59,15 @@ def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
 
 
 class _SpectralNormMixin:
-    """Adds a power-iteration vector ``u`` and ``normalized(kernel, training)`` to a layer."""
+    """Adds a power-iteration vector ``u`` and ``normalized(kernel, training)`` to a layer.
+
+    Under a mixed-precision policy the kernel and ``u`` are not autocast (``_add_kernel``): the
+    power iteration and the division run in float32 and only the normalised kernel is cast to the
+    layer's compute dtype (bfloat16 would give sigma about 3 significant digits, a noisy scale)."""
+
+    def _add_kernel(self, shape):
+        return self.add_weight(name="kernel", shape=shape, initializer=normal_init(self.init_std),
+                               autocast=False)
 
     def _add_u(self, out_dim: int):
         self.sn_u = self.add_weight(
@@ -67,16 +75,21 @@ class _SpectralNormMixin:
             shape=(1, out_dim),
             initializer=UnitNormal(),
             trainable=False,
+            autocast=False,
             aggregation="only_first_replica",
         )
 
     def normalized(self, kernel, training):
+        """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype; one power iteration
+        (u updated) in training."""
+        kernel = tf.cast(kernel, tf.float32)
         out_dim = kernel.shape[-1]
         w_mat = tf.reshape(kernel, (-1, out_dim))
-        sigma, u_new = spectral_sigma(w_mat, self.sn_u, self.sn_eps, update=bool(training))
+        sigma, u_new = spectral_sigma(w_mat, tf.cast(self.sn_u, tf.float32), self.sn_eps,
+                                      update=bool(training))
         if training:
             self.sn_u.assign(u_new)
-        return kernel / sigma
+        return tf.cast(kernel / sigma, self.compute_dtype)
 
     def sigma(self) -> float:
         """Largest singular value of the normalised kernel, by SVD (for tests/monitoring)."""
@@ -103,9 +116,7 @@ class SNConv2D(_SpectralNormMixin, keras.layers.Layer):
 
     def build(self, input_shape):
         in_ch = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel", shape=(*self.kernel_size, in_ch, self.filters),
-            initializer=normal_init(self.init_std))
+        self.kernel = self._add_kernel((*self.kernel_size, in_ch, self.filters))
         self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
                      if self.use_bias else None)
         self._add_u(self.filters)
@@ -129,9 +140,7 @@ class SNDense(_SpectralNormMixin, keras.layers.Layer):
         self.sn_eps = sn_eps
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(
-            name="kernel", shape=(int(input_shape[-1]), self.units),
-            initializer=normal_init(self.init_std))
+        self.kernel = self._add_kernel((int(input_shape[-1]), self.units))
         self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
                      if self.use_bias else None)
         self._add_u(self.units)
@@ -146,16 +155,25 @@ class SNDense(_SpectralNormMixin, keras.layers.Layer):
 class FilterBank(_SpectralNormMixin, keras.layers.Layer):
     """ScrabbleGAN's character filter bank (Fogel et al. 2020, Sec. 3.1).
 
-    One filter per class id, each a linear map from the first style chunk z_1 (``z_chunk`` dims) to a
-    ``height x width x channels`` tensor (4 x 4 x 512 = 8192 values in the paper). For ids [B, n] the
-    output is the concatenation along the width of the per-character tensors: [B, height, n*width,
-    channels]. Id 0 (padding) gives zeros. The whole bank is one [z_chunk, classes*8192] matrix,
-    spectrally normalised as such, so one matmul gives every symbol's filter response.
+    One filter per symbol (ids 1..num_classes-1; id 0 is padding): a linear map from the first style
+    chunk z_1 (``z_chunk`` dims) to a ``height x width x channels`` tensor (4 x 4 x 512 = 8192 values
+    in the paper), plus one bias shared by all symbols. For ids [B, n] the output is the
+    concatenation along the width of the per-character tensors: [B, height, n*width, channels];
+    padding positions give zeros.
+
+    The kernel is [symbols, z_chunk, filter_dim], spectrally normalised as the stacked
+    [symbols * z_chunk, filter_dim] matrix, i.e. exactly the official code's
+    ``SNLinear(z_chunk * n_classes -> 8192)`` applied to ``z_1`` placed in the symbol's one-hot block.
+    (Normalising the [z_chunk, symbols * filter_dim] view instead divides by a ~6x larger sigma and
+    caps the whole bank's output energy below the batch-norm epsilon.) Only the symbols present in
+    the batch are multiplied with z_1.
     """
 
     def __init__(self, num_classes, *, z_chunk=32, height=4, width=4, channels=512,
                  init_std=0.02, sn_eps=1e-8, **kwargs):
         super().__init__(**kwargs)
+        if num_classes < 2:
+            raise ValueError(f"num_classes={num_classes}: need padding (0) and at least one symbol")
         self.num_classes = num_classes
         self.z_chunk = z_chunk
         self.fh, self.fw, self.channels = height, width, channels
@@ -166,18 +184,26 @@ class FilterBank(_SpectralNormMixin, keras.layers.Layer):
     def filter_dim(self) -> int:
         return self.fh * self.fw * self.channels
 
+    @property
+    def num_symbols(self) -> int:
+        return self.num_classes - 1
+
     def build(self, input_shape=None):
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.z_chunk, self.num_classes * self.filter_dim),
-            initializer=normal_init(self.init_std))
-        self._add_u(self.num_classes * self.filter_dim)
+        self.kernel = self._add_kernel((self.num_symbols, self.z_chunk, self.filter_dim))
+        self.bias = self.add_weight(name="bias", shape=(self.filter_dim,), initializer="zeros")
+        self._add_u(self.filter_dim)
 
     def call(self, ids, z1, training=False):
-        w = self.normalized(self.kernel, training)
-        per_class = tf.reshape(tf.matmul(z1, w), (-1, self.num_classes, self.filter_dim))  # [B,C,F]
-        feats = tf.gather(per_class, ids, batch_dims=1)  # [B, n, F]
-        feats = feats * tf.cast(ids > 0, feats.dtype)[..., None]
+        ids = tf.cast(ids, tf.int32)
+        w = self.normalized(self.kernel, training)  # [S, z, F] / sigma([S*z, F])
         n = tf.shape(ids)[1]
+        # The distinct symbols of the batch, then each sample's filter response for those only.
+        symbols, pos = tf.unique(tf.reshape(ids, [-1]))
+        selected = tf.gather(w, tf.maximum(symbols - 1, 0))  # [U, z, F]
+        z1 = tf.cast(z1, selected.dtype)
+        per_symbol = tf.einsum("bz,uzf->buf", z1, selected) + tf.cast(self.bias, selected.dtype)
+        feats = tf.gather(per_symbol, tf.reshape(pos, tf.shape(ids)), batch_dims=1)  # [B, n, F]
+        feats = feats * tf.cast(ids > 0, feats.dtype)[..., None]
         feats = tf.reshape(feats, (-1, n, self.fh, self.fw, self.channels))
         feats = tf.transpose(feats, (0, 2, 1, 3, 4))  # [B, fh, n, fw, C]
         return tf.reshape(feats, (-1, self.fh, n * self.fw, self.channels))
@@ -219,7 +245,7 @@ class MaskedBatchNorm(keras.layers.Layer):
     depend on the other words of its batch.
     """
 
-    def __init__(self, *, conditional=True, momentum=0.99, epsilon=1e-4, init_std=0.02,
+    def __init__(self, *, conditional=True, momentum=0.9, epsilon=1e-5, init_std=0.02,
                  sn_eps=1e-8, **kwargs):
         super().__init__(**kwargs)
         self.conditional = conditional
@@ -231,29 +257,37 @@ class MaskedBatchNorm(keras.layers.Layer):
     def build(self, input_shape):
         ch = int(input_shape[-1])
         self.moving_mean = self.add_weight(name="moving_mean", shape=(ch,), initializer="zeros",
-                                           trainable=False, aggregation="mean")
+                                           trainable=False, autocast=False, aggregation="mean")
         self.moving_var = self.add_weight(name="moving_variance", shape=(ch,), initializer="ones",
-                                          trainable=False, aggregation="mean")
+                                          trainable=False, autocast=False, aggregation="mean")
         if self.conditional:
             self.gain = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="gain")
             self.bias = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="bias")
         else:
-            self.gamma = self.add_weight(name="gamma", shape=(ch,), initializer="ones")
-            self.beta = self.add_weight(name="beta", shape=(ch,), initializer="zeros")
+            self.gamma = self.add_weight(name="gamma", shape=(ch,), initializer="ones",
+                                         autocast=False)
+            self.beta = self.add_weight(name="beta", shape=(ch,), initializer="zeros",
+                                        autocast=False)
 
     def call(self, x, valid, z=None, training=False):
+        # Statistics and normalisation in float32 whatever the compute dtype (masked sums over a
+        # batch overflow float16 and lose digits in bfloat16); the result in the compute dtype.
+        dtype = x.dtype
+        x = tf.cast(x, tf.float32)
         if training:
-            mean, var = masked_moments(x, valid)
+            mean, var = masked_moments(x, tf.cast(valid, tf.float32))
             self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
             self.moving_var.assign(self.momentum * self.moving_var + (1 - self.momentum) * var)
         else:
             mean, var = self.moving_mean, self.moving_var
         x_hat = (x - mean) * tf.math.rsqrt(var + self.epsilon)
         if self.conditional:
-            gain = 1.0 + self.gain(z, training=training)
-            bias = self.bias(z, training=training)
-            return x_hat * gain[:, None, None, :] + bias[:, None, None, :]
-        return x_hat * self.gamma + self.beta
+            gain = 1.0 + tf.cast(self.gain(z, training=training), tf.float32)
+            bias = tf.cast(self.bias(z, training=training), tf.float32)
+            y = x_hat * gain[:, None, None, :] + bias[:, None, None, :]
+        else:
+            y = x_hat * self.gamma + self.beta
+        return tf.cast(y, dtype)
 
 
 def upsample_nearest(x, factor):
@@ -274,7 +308,7 @@ class UpBlock(keras.layers.Layer):
     """
 
     def __init__(self, out_channels, *, upsample=(2, 2), init_std=0.02, sn_eps=1e-8,
-                 bn_momentum=0.99, bn_eps=1e-4, **kwargs):
+                 bn_momentum=0.9, bn_eps=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.out_channels = out_channels
         self.upsample = tuple(upsample)

@@ -54,9 +54,13 @@ class Lexicon:
         max_len: int | None = None,
         capitalize: bool = False,
         unique: bool = True,
+        letters_only: bool = False,
+        exclude: Iterable[str] = (),
         source: str = "words",
     ):
-        """``max_len``: drop longer words (None or 0: no limit).
+        """``max_len``: drop longer words (None or 0: no limit). ``letters_only``: drop words with a
+        character that is not a letter (``str.isalpha``: punctuation, digits, apostrophes), as the
+        official code does with its word lists. ``exclude``: words to leave out (held-out words).
 
         Raises:
           ValueError: when no word survives (the message gives the counts and offending characters).
@@ -69,6 +73,9 @@ class Lexicon:
         self.num_empty = 0
         self.num_too_long = 0
         self.num_unencodable = 0
+        self.num_not_letters = 0
+        self.num_excluded = 0
+        excluded = {unicodedata.normalize("NFC", w) for w in exclude}
         self.dropped_chars: collections.Counter[str] = collections.Counter()  # char -> words dropped
         kept: list[str] = []
         for raw in words:
@@ -82,8 +89,14 @@ class Lexicon:
                 self.num_unencodable += 1
                 self.dropped_chars.update(bad)
                 continue
+            if letters_only and not word.isalpha():
+                self.num_not_letters += 1
+                continue
             if self.max_len is not None and len(word) > self.max_len:
                 self.num_too_long += 1
+                continue
+            if word in excluded:
+                self.num_excluded += 1
                 continue
             kept.append(word)
         self.num_duplicates = 0
@@ -124,8 +137,10 @@ class Lexicon:
     # -- queries --------------------------------------------------------------------------
     @property
     def num_dropped(self) -> int:
-        """Input words not kept: empty, outside the alphabet or too long (duplicates not counted)."""
-        return self.num_empty + self.num_unencodable + self.num_too_long
+        """Input words not kept: empty, outside the alphabet, not letters, too long or excluded
+        (duplicates not counted)."""
+        return (self.num_empty + self.num_unencodable + self.num_not_letters + self.num_too_long
+                + self.num_excluded)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -140,7 +155,9 @@ class Lexicon:
             "dropped": self.num_dropped,
             "empty": self.num_empty,
             "unencodable": self.num_unencodable,
+            "not_letters": getattr(self, "num_not_letters", 0),
             "too_long": self.num_too_long,
+            "excluded": getattr(self, "num_excluded", 0),
             "duplicates": getattr(self, "num_duplicates", 0),
             "dropped_chars": dict(self.dropped_chars.most_common()),
         }

@@ -26,13 +26,13 @@ def make_generator(cfg: ModelConfig, num_classes: int) -> Generator:
 
 
 def make_discriminator(cfg: ModelConfig) -> Discriminator:
-    return Discriminator(channels=cfg.scaled(cfg.d_channels), num_down=cfg.d_num_down,
-                         init_std=cfg.init_std, sn_eps=cfg.sn_eps)
+    return Discriminator(channels=cfg.scaled(cfg.d_channels, cfg.d_width_mult), num_down=cfg.d_num_down,
+                         init_std=cfg.init_std, sn_eps=cfg.sn_eps, pad_columns=cfg.d_pad_columns)
 
 
 def make_recognizer(cfg: ModelConfig, num_classes: int) -> Recognizer:
-    return Recognizer(num_classes=num_classes, channels=cfg.scaled(cfg.r_channels),
-                      bn_momentum=cfg.bn_momentum)
+    return Recognizer(num_classes=num_classes, channels=cfg.scaled(cfg.r_channels, cfg.r_width_mult),
+                      bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
 
 
 def _prod(values) -> int:

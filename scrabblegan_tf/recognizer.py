@@ -25,7 +25,8 @@ WIDTH_REDUCTION = 4
 
 class Recognizer(keras.Model):
     def __init__(self, *, num_classes: int, channels=(64, 128, 256, 256, 512, 512, 512),
-                 bn_momentum: float = 0.99, name: str = "recognizer", **kwargs):
+                 bn_momentum: float = 0.9, bn_eps: float = 1e-5, name: str = "recognizer",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         if len(channels) != len(POOLS):
             raise ValueError(f"the recognizer has {len(POOLS)} convolutions; got {len(channels)} widths")
@@ -38,7 +39,7 @@ class Recognizer(keras.Model):
                 kernel_initializer="he_normal", name=f"conv{i}"))
             if bn:  # synchronised across replicas: a replicated R step equals a single-device one
                 setattr(self, f"bn{i}", keras.layers.BatchNormalization(
-                    momentum=bn_momentum, synchronized=True, name=f"bn{i}"))
+                    momentum=bn_momentum, epsilon=bn_eps, synchronized=True, name=f"bn{i}"))
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
     @property

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.config import DATASET_ALPHABETS, Config
+from scrabblegan_tf.config import DATASET_ALPHABETS, DEFAULT_WORD_LISTS, Config
 
 SAMPLE_WORDS = ("ScrabbleGAN", "handwriting", "Only", "the", "quick", "brown", "fox", "jumps")
 
@@ -76,54 +76,94 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
 
 
 # -- learning rate ---------------------------------------------------------------------------------
-def linear_decay_second_half(base_lr: float, total_updates: int):
-    """Constant ``base_lr`` for the first half of ``total_updates``, then linear decay to 0
+def linear_decay_second_half(base_lr: float, total_steps: int):
+    """Constant ``base_lr`` for the first half of ``total_steps``, then linear decay to 0
     (BigGAN-style schedule used by the ScrabbleGAN code's ``--lr_policy linear``)."""
     import keras
     import tensorflow as tf
 
     class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
         def __call__(self, step):
-            half = total_updates / 2.0
+            half = total_steps / 2.0
             frac = (tf.cast(step, tf.float32) - half) / max(half, 1.0)
             return base_lr * (1.0 - tf.clip_by_value(frac, 0.0, 1.0))
 
         def get_config(self):
-            return {"base_lr": base_lr, "total_updates": total_updates}
+            return {"base_lr": base_lr, "total_steps": total_steps}
 
     return _Schedule()
 
 
-def make_optimizers(cfg: Config, *, loss_scale: bool = False):
+class _StepDriven:
+    """A learning rate read from a shared training-iteration counter (a Keras optimizer calls a
+    zero-argument callable for its learning rate), so G, D and R follow the same schedule however
+    many updates each takes per iteration (D takes two per mini-batch with an unlabeled stream)."""
+
+    def __init__(self, schedule, step):
+        self.schedule = schedule
+        self.step = step
+
+    def __call__(self):
+        return self.schedule(self.step)
+
+
+def make_optimizers(cfg: Config, *, step=None, loss_scale: bool = False):
     """Adam for G, D and R; ``loss_scale``: each wrapped in ``keras.optimizers.LossScaleOptimizer``
-    (dynamic loss scaling, for ``mixed_float16``)."""
+    (dynamic loss scaling, for ``mixed_float16``). With ``optim.lr_decay`` the rates follow
+    ``linear_decay_second_half`` of the training iteration ``step`` (a variable; required then)."""
     import keras
 
     o = cfg.optim
-    total_g = cfg.run.steps
-    total_dr = cfg.run.steps * o.g_every
+    if o.lr_decay and step is None:
+        raise ValueError("optim.lr_decay needs the training step variable")
 
-    def adam(lr, total):
-        rate = linear_decay_second_half(lr, total) if o.lr_decay else lr
+    def adam(lr):
+        rate = _StepDriven(linear_decay_second_half(lr, cfg.run.steps), step) if o.lr_decay else lr
         opt = keras.optimizers.Adam(rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.adam_eps)
         return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
 
-    return adam(o.g_lr, total_g), adam(o.d_lr, total_dr), adam(o.r_lr, total_dr)
+    return adam(o.g_lr), adam(o.d_lr), adam(o.r_lr)
 
 
 MIXED_PRECISION_POLICIES = ("", "auto", "mixed_float16", "mixed_bfloat16")
 
 
-def resolve_mixed_precision(name: str) -> str:
-    """``run.mixed_precision`` -> a Keras dtype policy name, or "" for float32. ``auto``:
-    ``mixed_float16`` (with loss scaling) when a GPU is visible, else ``mixed_bfloat16``."""
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The CPU flags that make bfloat16 fast here (oneDNN uses them for bfloat16 convolutions and
+    matmuls): ``amx_bf16`` (AMX tiles) and ``avx512_bf16``; read from /proc/cpuinfo (Linux)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+def resolve_mixed_precision(name: str, *, gpu: bool | None = None,
+                            cpuinfo: str | None = None) -> tuple[str, str]:
+    """``run.mixed_precision`` -> (Keras dtype policy name or "" for float32, why). ``auto``:
+    ``mixed_float16`` (with loss scaling) when a GPU is visible, ``mixed_bfloat16`` on a CPU with
+    AMX or AVX512-BF16 (``cpu_bf16_flags``), float32 elsewhere (bfloat16 is emulated, hence slower,
+    on CPUs without them)."""
     if name not in MIXED_PRECISION_POLICIES:
         raise ValueError(f"run.mixed_precision={name!r}: choose one of {MIXED_PRECISION_POLICIES}")
     if name != "auto":
-        return name
-    import tensorflow as tf
+        return name, "set in the config" if name else "float32 set in the config"
+    if gpu is None:
+        import tensorflow as tf
 
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+    if gpu:
+        return "mixed_float16", "auto: a GPU is visible"
+    flags = cpu_bf16_flags(cpuinfo)
+    if flags:
+        return "mixed_bfloat16", f"auto: the CPU has {' and '.join(flags)}"
+    return "", "auto: float32, the CPU has neither AMX nor AVX512-BF16"
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -150,14 +190,22 @@ def training_texts(cfg: Config, *, data_dir=None, manual_dir=None) -> list[str]:
     return [t.decode("utf-8") for t in ds.map(lambda ex: ex["text"]).as_numpy_iterator()]
 
 
-def make_lexicon(cfg: Config, alphabet: Alphabet, texts: list[str]):
+def make_lexicon(cfg: Config, alphabet: Alphabet, texts: list[str], *, exclude=()):
+    """The fake-word lexicon of ``cfg.data.lexicon`` (see ``DataConfig``), without ``exclude``."""
     from scrabblegan_tf.lexicon import Lexicon
 
     kw = dict(alphabet=alphabet, max_len=cfg.data.lexicon_max_len,
-              capitalize=cfg.data.lexicon_capitalize)
-    if cfg.data.lexicon:
-        return Lexicon.from_file(cfg.data.lexicon, **kw)
-    return Lexicon.from_labels(texts, **kw)
+              capitalize=cfg.data.lexicon_capitalize, exclude=exclude)
+    path = cfg.data.lexicon
+    if path == "auto":
+        path = DEFAULT_WORD_LISTS.get(alphabet.name, "")
+        if path and not os.path.exists(path):
+            path = ""  # e.g. wamerican not installed: the labels, as the log line says
+        if path:
+            return Lexicon.from_file(path, letters_only=True, **kw)
+    if path in ("", "labels"):
+        return Lexicon.from_labels(texts, **kw)
+    return Lexicon.from_file(path, **kw)
 
 
 def parse_unlabeled_spec(spec: str) -> tuple[str, str | None, str]:
@@ -202,16 +250,13 @@ def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy:
     """The compiled and built ScrabbleGAN of ``cfg`` (call inside ``strategy.scope()``).
 
     Seeding right before creating the networks makes the initial weights depend on the seed alone
-    (not on what ran before in the process). ``policy``: a Keras mixed-precision policy for D and R
-    (``resolve_mixed_precision``). G stays float32: its width masks and masked conditional norms are
-    written for float32 (a float16 G would also risk overflowing the masked batch-norm sums). Keras
-    layers take the global policy when they are created, and lazily created sublayers when they
-    are built, so the policy is switched around G's construction and build; the networks are
-    created and built in the same order as without a policy, so the initial weights are the same.
-    The global policy is restored on return.
+    (not on what ran before in the process). ``policy``: a Keras mixed-precision policy for G, D and
+    R (``resolve_mixed_precision``): variables stay float32, convolutions run in the policy's
+    compute dtype; G's batch-norm statistics, spectral norms, output image, the losses and the
+    gradient-balancing std stay float32 (see ``layers`` and ``gan``). The global policy is restored
+    on return.
     """
     import keras
-    import tensorflow as tf
 
     from scrabblegan_tf.gan import ScrabbleGAN
     from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
@@ -220,22 +265,15 @@ def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy:
     previous_policy = keras.mixed_precision.global_policy()
     try:
         if policy:
-            keras.mixed_precision.set_global_policy("float32")
-        generator = make_generator(cfg.model, alphabet.num_classes)
-        if policy:
             keras.mixed_precision.set_global_policy(policy)
         gan = ScrabbleGAN(
-            generator=generator, discriminator=make_discriminator(cfg.model),
+            generator=make_generator(cfg.model, alphabet.num_classes),
+            discriminator=make_discriminator(cfg.model),
             recognizer=make_recognizer(cfg.model, alphabet.num_classes),
             word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
             gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
             semi_supervised=semi, disjoint=cfg.data.disjoint)
-        gan.compile(*make_optimizers(cfg, loss_scale=policy == "mixed_float16"))
-        if policy:  # build G (as build_all would, first) in float32, then D and R with the policy
-            keras.mixed_precision.set_global_policy("float32")
-            generator((tf.ones((1, 4), tf.int32), tf.fill((1,), 4),
-                       tf.zeros((1, cfg.model.z_dim), tf.float32)))
-            keras.mixed_precision.set_global_policy(policy)
+        gan.compile(*make_optimizers(cfg, step=gan.step, loss_scale=policy == "mixed_float16"))
         gan.build_all()
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -352,12 +390,28 @@ class _SigtermFlag:
             self.installed = False
 
 
+def _split_texts_or_empty(cfg: Config, split: str, data_dir, manual_dir) -> list[str]:
+    """The texts of ``split`` of the configured dataset, or [] when it has no such split."""
+    import tensorflow_datasets as tfds
+
+    try:
+        ds = load_split(cfg, split, data_dir=data_dir, manual_dir=manual_dir,
+                        decoders={"image": tfds.decode.SkipDecoding()})
+    except (ValueError, KeyError):
+        return []
+    return [t.decode("utf-8") for t in ds.map(lambda ex: ex["text"]).as_numpy_iterator()]
+
+
 def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
-          manual_dir: str | None = None, dataset=None, log=print) -> TrainResult:
+          manual_dir: str | None = None, dataset=None, eval_texts=None, eval_readers=None,
+          log=print) -> TrainResult:
     """Trains (or resumes) a ScrabbleGAN run in ``workdir``.
 
     ``dataset``: optional ready tf.data.Dataset of examples with ``image`` (uint8 [H, W, 1]) and
-    ``text`` (tf.string), used instead of TFDS (tests).
+    ``text`` (tf.string), used instead of TFDS (tests); ``eval_texts``: candidate held-out words
+    (default: the texts of ``data.eval_split``) for the legibility signal; ``eval_readers``:
+    ``{name: reader}``, more readers of the held-out words (``scrabblegan_tf.monitor``), e.g. an
+    HTR trained on real images.
 
     Stops early, with a checkpoint, on SIGTERM (``TrainResult.interrupted == "SIGTERM"``), and with a
     ``NonFiniteTrainingError`` (no checkpoint written: the last one is the last good state) after
@@ -374,7 +428,9 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
 
     from scrabblegan_tf import data as data_lib
     from scrabblegan_tf import imaging
+    from scrabblegan_tf import monitor as monitor_lib
     from scrabblegan_tf import multiworker
+    from scrabblegan_tf.htr.data import pad_uint8_batch
 
     chief = multiworker.is_chief(strategy)
     multi_worker = multiworker.is_multi_worker(strategy)
@@ -386,7 +442,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     keras.utils.set_random_seed(cfg.run.seed)
     alphabet = resolve_alphabet(cfg)
     replicas = strategy.num_replicas_in_sync
-    policy = resolve_mixed_precision(cfg.run.mixed_precision)
+    policy, why = resolve_mixed_precision(cfg.run.mixed_precision)
+    log(f"precision: {policy or 'float32'} ({why})")
 
     # Data.
     if dataset is None:
@@ -400,8 +457,24 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         log(f"warning: {counts['dropped']} of {len(texts)} training labels dropped "
             f"(outside the {alphabet.name} alphabet, empty or longer than "
             f"{cfg.data.max_label_len}): {counts}")
-    lexicon = make_lexicon(cfg, alphabet, texts)
-    log(f"lexicon: {len(lexicon)} words ({lexicon.num_dropped} dropped)")
+    # Held-out words for the legibility signal: never fake-word targets, never training labels.
+    eval_words: list[str] = []
+    if cfg.run.eval_every > 0 and cfg.run.eval_words > 0:
+        from scrabblegan_tf.monitor import heldout_words
+
+        if eval_texts is None:  # the eval split's texts (none for a dataset given directly)
+            eval_texts = ([] if dataset is not None else
+                          _split_texts_or_empty(cfg, cfg.data.eval_split, data_dir, manual_dir))
+        candidates = list(eval_texts)
+        candidates += make_lexicon(cfg, alphabet, texts).words
+        eval_words = heldout_words(candidates, texts, alphabet, num=cfg.run.eval_words,
+                                   max_len=cfg.data.lexicon_max_len, seed=cfg.run.seed)
+        if not eval_words:
+            log("legibility signal off: no candidate word outside the training labels")
+    lexicon = make_lexicon(cfg, alphabet, texts, exclude=eval_words)
+    log(f"lexicon: {len(lexicon)} words from {lexicon.source} ({lexicon.num_dropped} dropped"
+        + (f", {lexicon.num_excluded} of them held out for the legibility signal)"
+           if eval_words else ")"))
     word_ids, word_lengths = lexicon.as_tensors()
 
     # Every process (worker) reads the same pipeline with the same seed, so all see the same
@@ -427,9 +500,6 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             + (" (disjoint: D on unlabeled only, R on labelled only)" if cfg.data.disjoint else ""))
 
     # Models and optimizers, all inside the strategy scope.
-    if policy:
-        log(f"mixed precision: {policy} for D and R (G in float32)"
-            + (", dynamic loss scaling" if policy == "mixed_float16" else ""))
     with strategy.scope():
         gan = make_gan(cfg, alphabet, word_ids, word_lengths, policy=policy, semi=semi)
         # A plain (checkpointable) iterator over global batches; each replica takes its slice
@@ -489,37 +559,49 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         f"R {gan.recognizer.count_params():,} parameters; {replicas} replica(s); "
         f"batch {cfg.data.batch_size} x g_every {cfg.optim.g_every} per replica")
 
-    def replica_step(batch, stop):
+    def replica_step(batch, stop, warmup):
         ctx = tf.distribute.get_replica_context()
         if replicas > 1:
             i = ctx.replica_id_in_sync_group  # global over all workers' replicas
             batch = {k: v[i * per_replica:(i + 1) * per_replica] for k, v in batch.items()}
-        gan.train_step(batch)
+        if warmup:
+            gan.warmup_step(batch)
+        else:
+            gan.train_step(batch)
         if replicas > 1:  # a stop request (SIGTERM) of any worker stops all of them
             stop = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(stop, tf.float32))
         return tf.stack([gan.bad_steps.read_value(), tf.cast(stop > 0, tf.int64)])
 
-    @tf.function(input_signature=[ds.element_spec, tf.TensorSpec([], tf.int32)],
-                 jit_compile=bool(cfg.run.jit_compile))
-    def train_iteration(batch, stop):
-        return strategy.experimental_local_results(strategy.run(replica_step, args=(batch, stop)))[0]
+    def make_iteration(warmup: bool):
+        @tf.function(input_signature=[ds.element_spec, tf.TensorSpec([], tf.int32)],
+                     jit_compile=bool(cfg.run.jit_compile))
+        def iteration(batch, stop):
+            return strategy.experimental_local_results(
+                strategy.run(replica_step, args=(batch, stop, warmup)))[0]
+        return iteration
+
+    train_iteration = make_iteration(False)
+    warmup_iteration = make_iteration(True) if cfg.optim.r_warmup_steps > 0 else None
 
     # Fixed sample words and styles, so grids of different steps compare.
     sample_words = [w for w in SAMPLE_WORDS if alphabet.can_encode(w)][: cfg.run.num_samples]
-    sample_ids, sample_lengths = alphabet.encode_batch(sample_words)
     sample_z = np.random.default_rng(cfg.run.seed).standard_normal(
         (len(sample_words), cfg.model.z_dim)).astype(np.float32)
 
+    def render_words(words, z) -> list[np.ndarray]:
+        """uint8 [32, 16 len] images of ``words`` (G in inference mode)."""
+        ids, lengths = alphabet.encode_batch(list(words))
+        imgs = tf.cast(gan.generate(ids, lengths, np.asarray(z, np.float32)), tf.float32).numpy()
+        return [imaging.crop_width(imaging.to_uint8(im), gan.char_width * n)[..., 0]
+                for im, n in zip(imgs, lengths)]
+
     def write_samples(step: int) -> str | None:
-        if not chief:
+        if not chief or not sample_words:
             return None
-        imgs = tf.cast(gan.generate(sample_ids, sample_lengths, sample_z), tf.float32).numpy()
-        rows = [imaging.crop_width(imaging.to_uint8(im), 16 * n)
-                for im, n in zip(imgs, sample_lengths)]
-        path = imaging.save_png(imaging.grid(rows),
-                                os.path.join(workdir, "samples", f"step_{step:07d}.png"))
+        picture = monitor_lib.labelled_grid(render_words(sample_words, sample_z), sample_words)
+        path = imaging.save_png(picture, os.path.join(workdir, "samples", f"step_{step:07d}.png"))
         with writer.as_default(step=step):
-            tf.summary.image("samples", imaging.grid(rows)[None, ..., None], max_outputs=1)
+            tf.summary.image("samples", picture[None, ..., None], max_outputs=1)
         return path
 
     def log_samples(step: int) -> None:
@@ -527,19 +609,57 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         if path:
             log(f"samples: {path}")
 
+    monitor = None
+    if eval_words and chief:
+        def read_r(images):
+            x, w = pad_uint8_batch(images, height=cfg.model.image_height)
+            logits, lengths = gan.read(x, w)
+            return monitor_lib.ctc_greedy_texts(logits.numpy(), lengths.numpy(), alphabet)
+
+        eval_z = np.random.default_rng([cfg.run.seed, 1]).standard_normal(
+            (len(eval_words), cfg.model.z_dim)).astype(np.float32)
+        monitor = monitor_lib.LegibilityMonitor(eval_words, z=eval_z, render=render_words,
+                                                read_r=read_r, readers=eval_readers)
+        log(f"legibility signal: {len(eval_words)} held-out words every {cfg.run.eval_every} "
+            f"iterations, read by R" + "".join(f" and {k}" for k in (eval_readers or {})))
+
+    def evaluate(step: int) -> None:
+        if monitor is None:
+            return
+        results, images, reads = monitor.evaluate()
+        with writer.as_default(step=step):
+            for k, v in results.items():
+                tf.summary.scalar(f"legibility/{k}", v)
+            tf.summary.image("legibility", monitor.grid(images)[None, ..., None], max_outputs=1)
+        path = imaging.save_png(monitor.grid(images),
+                                os.path.join(workdir, "samples", f"heldout_{step:07d}.png"))
+        _append_jsonl(os.path.join(workdir, "legibility.jsonl"),
+                      {"step": step, "minutes": round((time.time() - wall0) / 60.0, 2), **results})
+        examples = ", ".join(f"{w!r}->{reads[k][i]!r}" for k in list(reads)[-1:]
+                             for i, w in list(enumerate(monitor.words))[:: max(1, len(monitor.words) // 4)])
+        log(f"legibility at step {step}: " + "  ".join(f"{k} {v:.3f}" for k, v in results.items())
+            + f"  ({examples}; {path})")
+
     writer = (tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief
               else tf.summary.create_noop_writer())
     step = int(gan.step.numpy())
     start_step = step
     images_per_iter = per_replica * replicas
     t0 = time.perf_counter()
+    wall0 = time.time() - _previous_minutes(workdir) * 60.0
     last_t, last_step = t0, step
     metrics: dict = {}
     interrupted = ""
     sigterm = _SigtermFlag()
+    warmup_logged = False
     try:
         while step < cfg.run.steps:
-            bad_steps, stop = (int(x) for x in train_iteration(
+            warmup = step < cfg.optim.r_warmup_steps
+            if warmup and not warmup_logged:
+                log(f"R warm-up: iterations {step + 1}..{cfg.optim.r_warmup_steps} update R only")
+                warmup_logged = True
+            iteration = warmup_iteration if warmup else train_iteration
+            bad_steps, stop = (int(x) for x in iteration(
                 next(iterator), tf.constant(int(sigterm.received), tf.int32)).numpy())
             step += 1
             if step == start_step + 1:  # the first call traces: leave it out of the rates
@@ -563,16 +683,22 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
                     m.reset_state()
                 now = time.perf_counter()
                 rate = (step - last_step) / max(now - last_t, 1e-9) if step > last_step else 0.0
+                overall = (step - start_step - 1) / max(now - t0, 1e-9)
+                eta = (cfg.run.steps - step) / overall if overall > 0 else 0.0
                 with writer.as_default(step=step):
                     for k, v in metrics.items():
                         tf.summary.scalar(k, v)
                     tf.summary.scalar("images_per_s", rate * images_per_iter)
+                shown = {k: v for k, v in metrics.items()
+                         if not (step <= cfg.optim.r_warmup_steps and k not in ("r_ctc", "ctc_inf"))}
                 log(f"step {step}/{cfg.run.steps}  {rate:.2f} it/s  "
-                    f"{rate * images_per_iter:.1f} img/s  "
-                    + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    f"{rate * images_per_iter:.1f} img/s  ETA {_duration(eta)}  "
+                    + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
                 last_t, last_step = now, step
             if step % cfg.run.sample_every == 0:
                 log_samples(step)
+            if cfg.run.eval_every > 0 and step % cfg.run.eval_every == 0 and step < cfg.run.steps:
+                evaluate(step)
             # One process: act on the signal now; several: on the all-reduced flag, which every
             # worker gets from the same iteration (at most one iteration later).
             if (stop or (sigterm.received and not multi_worker)) and step < cfg.run.steps:
@@ -587,6 +713,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     if not interrupted and (step != start_step or not latest):
         log(f"checkpoint: {save(step)}")
         log_samples(step)
+        evaluate(step)
     writer.flush()
     elapsed = time.perf_counter() - t0
     timed = step - start_step - 1
@@ -594,6 +721,30 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     log(f"{'stopped' if interrupted else 'done'}: step {step}, {ips:.1f} real images/s")
     return TrainResult(step=step, metrics=metrics, images_per_s=ips, interrupted=interrupted,
                        gan=gan)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _append_jsonl(path: str, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _previous_minutes(workdir: str) -> float:
+    """Training minutes already spent in ``workdir`` (last line of legibility.jsonl), so that a
+    resumed run's legibility curve continues its time axis."""
+    path = os.path.join(workdir, "legibility.jsonl")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [ln for ln in f if ln.strip()]
+        return float(json.loads(lines[-1]).get("minutes", 0.0)) if lines else 0.0
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _all_finite(variables) -> bool:

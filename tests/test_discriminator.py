@@ -1,5 +1,6 @@
 """Discriminator D: patch-score shapes, score = mean of the patch scores over the valid patch columns,
-parameter count of the paper configuration."""
+the white right margin (scores independent of the batch's width), parameter count of the paper
+configuration."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,14 @@ import tensorflow as tf
 
 from scrabblegan_tf.discriminator import Discriminator
 from tiny_models import tiny_discriminator
+
+
+def white_margin(d, images):
+    """What D scores: ``images`` padded on the right with white to a multiple of 8 columns, plus
+    ``d.pad_columns`` (32) white columns."""
+    w = images.shape[2]
+    extra = d.pad_columns + (-w) % 8
+    return tf.pad(images, [[0, 0], [0, 0], [0, extra], [0, 0]], constant_values=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +38,20 @@ def test_score_is_mean_over_valid_patch_columns(disc):
     """widths [64, 20]: sample 0 uses all 8 patch columns; sample 1 ceil(20 / 8) = 3 columns (the
     third covers pixels 16..23, partly valid); all 4 rows."""
     d, images = disc
-    p = d.patch_scores(images).numpy()
+    p = d.patch_scores(white_margin(d, images)).numpy()
     s = d((images, tf.constant([64, 20]))).numpy()
-    assert s[0] == pytest.approx(p[0].mean(), rel=1e-5, abs=1e-7)
+    assert s[0] == pytest.approx(p[0, :, :8].mean(), rel=1e-5, abs=1e-7)
     assert s[1] == pytest.approx(p[1, :, :3].mean(), rel=1e-5, abs=1e-7)
     # the masking matters: the mean over all 8 columns is different
-    assert abs(p[1].mean() - p[1, :, :3].mean()) > 1e-4
-    # widths None: plain mean over every patch
-    np.testing.assert_allclose(d((images, None)).numpy(), p.mean(axis=(1, 2)), rtol=1e-5, atol=1e-7)
+    assert abs(p[1, :, :8].mean() - p[1, :, :3].mean()) > 1e-4
+    # widths None: the full width (8 columns), not the margin
+    np.testing.assert_allclose(d((images, None)).numpy(), p[:, :, :8].mean(axis=(1, 2)), rtol=1e-5,
+                               atol=1e-7)
 
 
 def test_width_rounding_and_at_least_one_column(disc):
     d, images = disc
-    p = d.patch_scores(images).numpy()
+    p = d.patch_scores(white_margin(d, images)).numpy()
     s = d((images, tf.constant([16, 0]))).numpy()
     assert s[0] == pytest.approx(p[0, :, :2].mean(), rel=1e-5, abs=1e-7)  # 16 px = 2 columns
     assert s[1] == pytest.approx(p[1, :, :1].mean(), rel=1e-5, abs=1e-7)  # width 0 -> 1 column
@@ -55,6 +65,38 @@ def test_inference_scores_do_not_depend_on_the_batch(disc):
     both = d((images, tf.constant([64, 20]))).numpy()
     alone = d((images[1:], tf.constant([20]))).numpy()
     assert alone[0] == pytest.approx(both[1], rel=1e-5, abs=1e-7)
+
+
+def test_receptive_reach_and_margin():
+    """Walking back from one patch column j of the 4-block, 3-pooling D gives input columns
+    [8j - 30, 8j + 37] (see Discriminator.receptive_reach): 30 beyond the footprint [8j, 8j + 7];
+    the margin is that rounded up to the pooling factor, 32."""
+    assert Discriminator.receptive_reach(4, 3) == 30
+    assert Discriminator.receptive_reach(1, 0) == 2  # one block, no pooling: two 3x3 convs
+    # one pooling block: [2j - 2, 2j + 3], 2 beyond the pool's footprint [2j, 2j + 1]
+    assert Discriminator.receptive_reach(1, 1) == 2
+    assert Discriminator(channels=(4, 4, 4, 4), num_down=3).pad_columns == 32
+    assert Discriminator(channels=(4, 4, 4, 4), num_down=3, pad_columns=0).pad_columns == 0
+
+
+@pytest.mark.parametrize("width", [64, 61])
+def test_score_does_not_depend_on_the_width_of_the_batch(disc, width):
+    """A word's score is the same whether it is the widest image of its batch (its last patches'
+    receptive fields reach the convolutions' zero padding, grey in image units, without the white
+    margin) or padded with white by a wider batch-mate. Without the margin it is not."""
+    d, images = disc
+    word = images[:1, :, :width]
+    alone = d((word, tf.constant([width]))).numpy()
+    wider = tf.pad(word, [[0, 0], [0, 0], [0, 40], [0, 0]], constant_values=1.0)
+    in_wide_batch = d((wider, tf.constant([width]))).numpy()
+    assert alone[0] == pytest.approx(in_wide_batch[0], rel=1e-5, abs=1e-6)
+    d.pad_columns = 0
+    try:
+        grey_alone = d((word, tf.constant([width]))).numpy()
+        grey_wide = d((wider, tf.constant([width]))).numpy()
+    finally:
+        d.pad_columns = 32
+    assert abs(grey_alone[0] - grey_wide[0]) > 1e-4
 
 
 def test_num_down_bounds():

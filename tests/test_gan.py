@@ -241,3 +241,27 @@ def test_train_step_eager_and_traced():
     _check_metrics(step(_train_data(1)))
     assert int(gan.step.numpy()) == 2
     assert int(gan.g_optimizer.iterations.numpy()) == 2
+
+
+def test_warmup_step_updates_r_only():
+    """An R warm-up iteration (optim.r_warmup_steps): the g_every R updates of train_step, no D or
+    G update, and it counts as an iteration."""
+    gan = tiny_gan(g_every=2, seed=4)
+    d0, g0 = snapshot(gan.discriminator), snapshot(gan.generator)
+    r0 = trainable_snapshot(gan.recognizer)
+    out = gan.warmup_step(_train_data(0))
+    _assert_unchanged(d0, gan.discriminator)
+    _assert_unchanged(g0, gan.generator)
+    assert _changed(r0, gan.recognizer)
+    assert int(gan.r_optimizer.iterations.numpy()) == 2
+    assert int(gan.d_optimizer.iterations.numpy()) == 0 == int(gan.g_optimizer.iterations.numpy())
+    assert int(gan.step.numpy()) == 1
+    assert float(out["r_ctc"]) > 0
+
+
+def test_read_returns_r_logits_and_lengths(gan):
+    """R reads 4 logit columns per 16-pixel character: widths 48 and 32 -> 12 and 8 columns."""
+    images, widths, _, _ = real_batch(["hi", "yes"], seed=2)
+    logits, lengths = gan.read(images, widths)
+    assert logits.shape == (2, 12, 81) and logits.dtype == tf.float32
+    assert list(lengths.numpy()) == [8, 12]

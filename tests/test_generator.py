@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from scrabblegan_tf import layers as L
 from scrabblegan_tf.generator import Generator
 from tiny_models import ALPHABET, NUM_CLASSES, Z_DIM, tiny_generator
 
@@ -108,14 +109,13 @@ def test_constructor_checks():
 def test_paper_generator_parameter_count():
     """Paper config, 80-symbol alphabet (81 classes incl. the blank), trainable parameters:
 
-    - filter bank: z_chunk 32 x (81 classes x 4*4*512 = 8192) = 21,233,664
+    - filter bank: 80 symbols x z_chunk 32 x 4*4*512 (= 8192) + one shared 8192 bias
+      = 20,971,520 + 8,192 (the official SNLinear(32 * 80 -> 8192) with its bias)
     - up-block cin -> cout: cbn1 gain+bias 2(32 cin + cin), conv1 9 cin cout + cout,
       cbn2 2(32 cout + cout), conv2 9 cout^2 + cout, 1x1 shortcut cin cout + cout
       (512->256: 1,952,000; 256->128: 496,256; 128->64: 127,424)
     - output norm gamma/beta 2*64, output conv 9*64 + 1
-    Total 23,818,881 = the paper's 23.5M (+1.4%). The difference is the blank's filter: id 0 has a
-    32 x 8192 filter (262,144 parameters) that is always masked out; with 80 filters the count is
-    23,556,737 (+0.24%)."""
+    Total 23,564,929: the paper's 23.5M (+0.28%)."""
     g = Generator(num_classes=NUM_CLASSES)
     g((tf.ones((1, 1), tf.int32), tf.ones((1,), tf.int32), tf.zeros((1, 128))))
     n = sum(int(np.prod(v.shape)) for v in g.trainable_variables)
@@ -124,8 +124,52 @@ def test_paper_generator_parameter_count():
         return (2 * (zc * cin + cin) + 9 * cin * cout + cout + 2 * (zc * cout + cout)
                 + 9 * cout * cout + cout + cin * cout + cout)
 
-    expected = 32 * 81 * 8192 + up(512, 256) + up(256, 128) + up(128, 64) + 2 * 64 + 9 * 64 + 1
-    assert expected == 23_818_881
+    expected = 80 * 32 * 8192 + 8192 + up(512, 256) + up(256, 128) + up(128, 64) + 2 * 64 + 9 * 64 + 1
+    assert expected == 23_564_929
     assert n == expected
-    assert abs(n - 23.5e6) / 23.5e6 < 0.02
-    assert abs((n - 32 * 8192) - 23.5e6) / 23.5e6 < 0.005
+    assert abs(n - 23.5e6) / 23.5e6 < 0.005
+
+
+def test_batch_norm_settings_are_the_official_ones():
+    """PyTorch BatchNorm momentum 0.1 (Keras 0.9: moving = 0.9 moving + 0.1 batch) and eps 1e-5 in
+    G (from the config defaults) and R: one training call moves G's moving mean 10% of the way to
+    the batch mean."""
+    from scrabblegan_tf.config import ModelConfig
+    from scrabblegan_tf.model_factory import make_generator, make_recognizer
+
+    cfg = ModelConfig(width_mult=1 / 16, z_dim=32)
+    assert (cfg.bn_momentum, cfg.bn_eps) == (0.9, 1e-5)
+    g = make_generator(cfg, NUM_CLASSES)
+    r = make_recognizer(cfg, NUM_CLASSES)
+    norms = [g.out_bn] + [getattr(b, n) for b in g.blocks for n in ("cbn1", "cbn2")]
+    assert all((m.momentum, m.epsilon) == (0.9, 1e-5) for m in norms)
+    r(tf.ones((1, 32, 16, 1)))
+    assert all((bn.momentum, bn.epsilon) == (0.9, 1e-5) for bn in r.norms if bn is not None)
+    bn = L.MaskedBatchNorm(conditional=False, momentum=cfg.bn_momentum, epsilon=cfg.bn_eps)
+    x = tf.fill((2, 1, 3, 1), 5.0)
+    bn(x, tf.ones((2, 1, 3, 1)), training=True)
+    assert float(bn.moving_mean[0]) == pytest.approx(0.5)  # 0.9 * 0 + 0.1 * 5
+    assert float(bn.moving_var[0]) == pytest.approx(0.9)  # 0.9 * 1 + 0.1 * 0
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_bfloat16_generator_keeps_float32_variables_and_exact_white_padding(training):
+    """Under mixed_bfloat16 G computes its convolutions in bfloat16, keeps float32 variables and
+    batch-norm statistics, and returns a float32 image whose padded columns are exactly +1."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        g = Generator(num_classes=NUM_CLASSES, z_dim=32, channels=(32, 16, 8, 4))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    ids, lengths = ALPHABET.encode_batch(["hello", "ab"])
+    z = tf.random.stateless_normal((2, 32), seed=(1, 2))
+    x = g((ids, lengths, z), training=training)
+    assert g.compute_dtype == "bfloat16" and x.dtype == tf.float32
+    assert all(v.dtype == "float32" for v in g.weights)
+    x = x.numpy()
+    assert np.all(x[1, :, 32:] == 1.0) and np.all(np.abs(x) <= 1.0)
+    assert np.std(x[1, :, :32]) > 0  # the word itself is drawn

@@ -46,11 +46,58 @@ def test_power_iteration_makes_top_singular_value_one(make, shape, calls):
 
 def test_power_iteration_on_the_whole_filter_bank():
     keras.utils.set_random_seed(0)
-    bank = L.FilterBank(81, z_chunk=8, channels=32)  # kernel [8, 81 * 4*4*32]
+    bank = L.FilterBank(81, z_chunk=8, channels=32)  # normalised as [80 * 8, 4*4*32]
     ids, z = tf.constant([[1, 2, 3]]), tf.random.normal((1, 8))
-    for _ in range(20):
+    for _ in range(100):
         bank(ids, z, training=True)
     assert 1.0 - 1e-5 <= bank.sigma() < 1.01
+
+
+def test_filter_bank_is_normalised_as_the_stacked_symbol_blocks():
+    """The matrix under spectral norm is [symbols * z_chunk, filter_dim] (the official
+    SNLinear(32 * C -> 8192)): its u vector is filter_dim long, and the sigma the layer divides by
+    is that matrix's top singular value (after the power iteration converged)."""
+    keras.utils.set_random_seed(0)
+    bank = L.FilterBank(6, z_chunk=4, height=1, width=2, channels=3)
+    bank(tf.constant([[1]]), tf.random.normal((1, 4)))
+    assert tuple(bank.kernel.shape) == (5, 4, 6) and tuple(bank.sn_u.shape) == (1, 6)
+    for _ in range(200):
+        bank(tf.constant([[1]]), tf.random.normal((1, 4)), training=True)
+    w = bank.kernel.numpy().reshape(5 * 4, 6)
+    sigma_true = np.linalg.svd(w, compute_uv=False)[0]
+    assert bank.sigma() == pytest.approx(1.0, abs=1e-3)
+    # The stacked view is not the [z_chunk, symbols * filter_dim] one, whose sigma differs.
+    other = np.linalg.svd(bank.kernel.numpy().transpose(1, 0, 2).reshape(4, 30), compute_uv=False)[0]
+    assert abs(other - sigma_true) > 1e-3
+
+
+def test_fresh_paper_bank_responds_strongly_enough():
+    """Issue 'The generator writes legibly', cause 1: with the paper's sizes (80 symbols, z_chunk
+    32, 8192 values per filter, N(0, 0.02) init), the largest response |f_c(z1)| over unit z1 and
+    symbols c is the largest top singular value of a 32 x 8192 block over sigma of the whole bank:
+    about 0.02 (sqrt(32) + sqrt(8192)) / (0.02 (sqrt(2560) + sqrt(8192))) = 1.92 / 2.82 = 0.68
+    (Gaussian matrix estimates). Normalising the [32, 80 * 8192] view instead divides by
+    0.02 (sqrt(32) + sqrt(655360)) = 16.3, giving about 0.12."""
+    keras.utils.set_random_seed(0)
+    bank = L.FilterBank(81, z_chunk=32, height=4, width=4, channels=512)
+    bank(tf.constant([[1]]), tf.random.normal((1, 32)))
+    for _ in range(30):  # converge u (the estimate only grows towards the true sigma)
+        bank(tf.constant([[1]]), tf.random.normal((1, 32)), training=True)
+    w = bank.kernel.numpy()
+    sigma = np.linalg.svd(w.reshape(80 * 32, 8192), compute_uv=False)[0]
+    assert sigma == pytest.approx(2.82, rel=0.05)
+    best_block = max(np.linalg.svd(w[c], compute_uv=False)[0] for c in range(0, 80, 8))
+    largest = best_block / sigma
+    assert largest >= 0.5
+    # What the layer computes agrees: the response of the best unit z1 for symbol 1.
+    _, _, vt = np.linalg.svd(w[0].T, full_matrices=False)
+    z1 = tf.constant(vt[:1], tf.float32)  # top right-singular vector of block 1 (unit norm)
+    out = bank(tf.constant([[1]]), z1, training=False).numpy()
+    u = bank.sn_u.numpy()
+    v = u @ w.reshape(80 * 32, 8192).T
+    estimate = (v / np.linalg.norm(v) @ w.reshape(80 * 32, 8192) @ u.T).item()
+    assert np.linalg.norm(out) == pytest.approx(
+        np.linalg.svd(w[0], compute_uv=False)[0] / estimate, rel=1e-3)
 
 
 def test_normalised_kernel_used_by_the_forward_pass_has_spectral_norm_one():
@@ -142,26 +189,30 @@ def test_gradient_through_sigma_matches_finite_differences():
 
 # -- filter bank --------------------------------------------------------------------------------
 def test_filter_bank_layout_and_padding_ids():
-    """ids [B, n] -> [B, fh, n*fw, C]; character j fills columns j*fw .. j*fw+fw-1 with the filter
-    of its id applied to z1: reshape(z1 @ (W / sigma))[id]; id 0 gives zeros."""
+    """ids [B, n] -> [B, fh, n*fw, C]; character j fills columns j*fw .. j*fw+fw-1 with
+    reshape(z1 @ (W_id / sigma) + bias) (W_id: the symbol's [z_chunk, F] block, sigma of the
+    stacked [symbols * z_chunk, F] matrix); id 0 gives zeros, bias included."""
     keras.utils.set_random_seed(0)
     fh, fw, ch, classes, zc = 2, 3, 2, 4, 5
     bank = L.FilterBank(classes, z_chunk=zc, height=fh, width=fw, channels=ch)
     ids = tf.constant([[1, 3, 0], [2, 2, 1]])
     z = tf.random.normal((2, zc))
     bank(ids, z, training=True)  # normalise u
+    bank.bias.assign(tf.random.normal(bank.bias.shape))
     out = bank(ids, z, training=False).numpy()
     assert out.shape == (2, fh, 3 * fw, ch)
-    w = bank.kernel.numpy()
+    w = bank.kernel.numpy().reshape((classes - 1) * zc, fh * fw * ch)
     u = bank.sn_u.numpy()
     v = u @ w.T
     v /= np.linalg.norm(v)
     sigma = (v @ w @ u.T).item()
-    filters = (z.numpy() @ (w / sigma)).reshape(2, classes, fh, fw, ch)
+    blocks = (w / sigma).reshape(classes - 1, zc, -1)
     for b in range(2):
         for j in range(3):
-            expected = filters[b, ids[b, j]] if ids[b, j] > 0 else np.zeros((fh, fw, ch))
-            np.testing.assert_allclose(out[b, :, j * fw:(j + 1) * fw], expected, rtol=1e-5, atol=1e-7)
+            c = int(ids[b, j])
+            expected = (np.zeros((fh, fw, ch)) if c == 0 else
+                        (z.numpy()[b] @ blocks[c - 1] + bank.bias.numpy()).reshape(fh, fw, ch))
+            np.testing.assert_allclose(out[b, :, j * fw:(j + 1) * fw], expected, rtol=1e-5, atol=1e-6)
     assert np.all(out[0, :, 2 * fw:] == 0.0)
 
 

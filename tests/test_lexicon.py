@@ -112,3 +112,13 @@ def test_sample_tensors_in_graph_mode():
     # The generator advances: the next draw differs.
     ids2, _ = draw(tf.constant(8))
     assert not np.array_equal(ids.numpy()[:8, : ids2.shape[1]], ids2.numpy())
+
+
+def test_letters_only_and_exclude():
+    """letters_only drops words with any non-letter (apostrophe, digit, hyphen; accents are
+    letters); exclude drops the held-out words; both are counted in num_dropped."""
+    lex = Lexicon(["naïve", "it's", "R2D2", "well-known", "moon", "sun"], alphabet=Alphabet.preset("french"),
+                  letters_only=True, exclude=["sun"])
+    assert lex.words == ["naïve", "moon"]
+    assert (lex.num_not_letters, lex.num_excluded, lex.num_dropped) == (3, 1, 4)
+    assert lex.summary()["not_letters"] == 3 and lex.summary()["excluded"] == 1

@@ -1,5 +1,6 @@
-"""Mixed precision (``run.mixed_precision``): D and R compute in bfloat16 / float16, G, the losses,
-the image gradients and the gradient-balancing coefficient stay float32; the first training step
+"""Mixed precision (``run.mixed_precision``): G, D and R compute in bfloat16 / float16; variables,
+G's batch-norm statistics and output image, the losses, the image gradients and the
+gradient-balancing coefficient stay float32; the first training step
 matches float32 within rounding tolerances and a few steps stay finite; float16 uses dynamic loss
 scaling, whose overflowing first steps are skipped and lower the scale.
 
@@ -78,8 +79,9 @@ def test_first_step_matches_float32_and_training_stays_finite(policy, float32_ru
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     compute = policy.split("_")[1]
     assert gan.discriminator.compute_dtype == compute and gan.recognizer.compute_dtype == compute
-    assert gan.generator.compute_dtype == "float32"
-    assert all(v.dtype == "float32" for v in gan.discriminator.weights)  # float32 variables
+    assert gan.generator.compute_dtype == compute
+    assert all(v.dtype == "float32" for m in (gan.generator, gan.discriminator)
+               for v in m.weights)  # float32 variables
     for a, b in zip(weights32, _weights(gan)):  # same initial weights
         np.testing.assert_array_equal(a, b)
     got = _first_step_losses(gan)
@@ -127,17 +129,28 @@ def test_train_with_mixed_bfloat16(tmp_path):
     finally:
         tf.config.run_functions_eagerly(False)
     assert res.step == 3
-    assert any(m.startswith("mixed precision: mixed_bfloat16") for m in logs), logs
+    assert any(m.startswith("precision: mixed_bfloat16 (auto: the CPU has") for m in logs) or \
+        any(m.startswith("precision: float32 (auto: float32, the CPU has neither") for m in logs), logs
     assert any("at step 2" in m for m in logs)
     assert all(np.isfinite(v) for v in res.metrics.values()), res.metrics
     assert keras.mixed_precision.global_policy().name == "float32"
-    assert res.gan.discriminator.compute_dtype == "bfloat16"
+    want = "bfloat16" if train_lib.cpu_bf16_flags() else "float32"
+    assert res.gan.discriminator.compute_dtype == want and res.gan.generator.compute_dtype == want
+
+
+CPUINFO_AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+CPUINFO_AVX2 = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
 
 
 def test_resolve_mixed_precision():
-    assert train_lib.resolve_mixed_precision("") == ""
-    assert train_lib.resolve_mixed_precision("mixed_float16") == "mixed_float16"
-    want = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-    assert train_lib.resolve_mixed_precision("auto") == want
+    r = train_lib.resolve_mixed_precision
+    assert r("")[0] == ""
+    assert r("mixed_float16")[0] == "mixed_float16"
+    assert r("auto", gpu=True, cpuinfo=CPUINFO_AVX2)[0] == "mixed_float16"
+    policy, why = r("auto", gpu=False, cpuinfo=CPUINFO_AMX)
+    assert policy == "mixed_bfloat16" and "amx_bf16 and avx512_bf16" in why
+    policy, why = r("auto", gpu=False, cpuinfo=CPUINFO_AVX2)
+    assert policy == "" and "neither" in why
+    assert train_lib.cpu_bf16_flags(CPUINFO_AMX) == ["amx_bf16", "avx512_bf16"]
     with pytest.raises(ValueError, match="run.mixed_precision"):
-        train_lib.resolve_mixed_precision("float16")
+        r("float16")

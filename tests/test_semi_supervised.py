@@ -76,6 +76,21 @@ def test_joint_mode_d_learns_from_both_streams_r_from_labelled_only():
     assert_differ(d, trainable_snapshot(other_lab.discriminator))
 
 
+@pytest.mark.parametrize("disjoint", [False, True])
+def test_update_ratio_is_the_official_semi_supervised_one(disjoint):
+    """The official semi-supervised loop (train_semi_supervised.py) does one G update per stream
+    every num_critic_train mini-batches, each with a D update per stream (one, disjoint): with
+    g_every = 3, one iteration = 2 G updates and 6 D updates (3 disjoint), R 3."""
+    gan = make_gan(disjoint, g_every=3)
+    images, widths, ids, lengths = real_batch(["ab", "cab"] * 3, seed=0)
+    unl = np.random.default_rng(0).uniform(-1, 1, (6, 32, 40, 1)).astype(np.float32)
+    gan.train_step({"image": images, "image_width": widths, "label": ids, "label_length": lengths,
+                    "unlabeled_image": unl, "unlabeled_width": np.full(6, 40, np.int32)})
+    assert int(gan.g_optimizer.iterations.numpy()) == 2
+    assert int(gan.d_optimizer.iterations.numpy()) == (3 if disjoint else 6)
+    assert int(gan.r_optimizer.iterations.numpy()) == 3
+
+
 def test_disjoint_needs_an_unlabeled_stream():
     from scrabblegan_tf.gan import ScrabbleGAN
 

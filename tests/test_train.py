@@ -44,7 +44,8 @@ def test_resume_continues_like_an_uninterrupted_run(tmp_path):
     # And training did change G (else the comparison above would prove nothing).
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert cfg["run"]["steps"] == 4
-    assert sorted(os.listdir(tmp_path / "a" / "samples")) == ["step_0000002.png", "step_0000004.png"]
+    assert sorted(p for p in os.listdir(tmp_path / "a" / "samples") if p.startswith("step_")) == [
+        "step_0000002.png", "step_0000004.png"]
 
 
 def test_workdir_with_another_model_config_is_refused(tmp_path):
@@ -70,6 +71,86 @@ def test_linear_decay_second_half():
     assert float(sched(50)) == pytest.approx(2e-4)
     assert float(sched(75)) == pytest.approx(1e-4)
     assert float(sched(100)) == pytest.approx(0.0)
+
+
+def test_learning_rates_follow_the_training_step_not_each_optimizers_updates():
+    """optim.lr_decay: every schedule reads the shared iteration counter, so D's rate (two updates
+    per mini-batch with an unlabeled stream) is G's rate at every iteration. With steps = 10 and
+    the counter at 7: 2e-4 * (1 - (7 - 5) / 5) = 1.2e-4 for all three, whatever their update
+    counts."""
+    import keras
+
+    cfg = config_lib.smoke()
+    cfg.run.steps = 10
+    cfg.optim.lr_decay = True
+    step = tf.Variable(0, dtype=tf.int64)
+    g, d, r = train_lib.make_optimizers(cfg, step=step)
+    v = tf.Variable([1.0])
+    for opt, n in ((g, 1), (d, 6), (r, 3)):  # different numbers of updates
+        for _ in range(n):
+            opt.apply_gradients([(tf.constant([0.0]), v)])
+    step.assign(7)
+    rates = [float(keras.ops.convert_to_tensor(o.learning_rate)) for o in (g, d, r)]
+    assert rates == pytest.approx([1.2e-4] * 3)
+    step.assign(10)
+    assert float(keras.ops.convert_to_tensor(d.learning_rate)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="step"):
+        train_lib.make_optimizers(cfg)
+
+
+def test_auto_lexicon_is_the_word_list_of_the_alphabet(tmp_path, monkeypatch):
+    """data.lexicon=auto: the alphabet's system word list, letters-only words shorter than 20
+    (the official code's filter), minus the held-out words; the labels for alphabets without a
+    list or when the list is missing; "labels" forces the labels."""
+    from scrabblegan_tf.alphabet import Alphabet
+
+    words = tmp_path / "words"
+    words.write_text("apple\nit's\nBob\nx2\n" + "a" * 19 + "\n" + "b" * 20 + "\nmoon\n")
+    monkeypatch.setitem(train_lib.DEFAULT_WORD_LISTS, "english", str(words))
+    cfg = config_lib.smoke()
+    english, german = Alphabet.preset("english"), Alphabet.preset("german")
+    lex = train_lib.make_lexicon(cfg, english, ["label"], exclude=["moon"])
+    assert lex.words == ["apple", "Bob", "a" * 19]
+    assert (lex.num_not_letters, lex.num_too_long, lex.num_excluded) == (2, 1, 1)
+    assert train_lib.make_lexicon(cfg, german, ["Hauptstraße"]).words == ["Hauptstraße"]
+    cfg.data.lexicon = "labels"
+    assert train_lib.make_lexicon(cfg, english, ["label"]).words == ["label"]
+    cfg.data.lexicon = "auto"
+    monkeypatch.setitem(train_lib.DEFAULT_WORD_LISTS, "english", str(tmp_path / "missing"))
+    assert train_lib.make_lexicon(cfg, english, ["label"]).words == ["label"]
+
+
+def test_training_writes_the_legibility_signal(tmp_path):
+    """run.eval_every: held-out words (absent from the fake-word lexicon) are read by R and by any
+    extra reader; legibility.jsonl and a labelled grid per evaluation; R warm-up iterations update
+    R only and count as iterations."""
+    cfg = tiny_config(4)
+    cfg.run.eval_every = 2
+    cfg.run.eval_words = 3
+    cfg.optim.r_warmup_steps = 1
+    seen = []
+
+    def reader(images):
+        seen.append([im.shape for im in images])
+        return ["x"] * len(images)
+
+    logs = []
+    res = train_lib.train(cfg, str(tmp_path), dataset=in_memory_dataset(),
+                          eval_texts=["zebra", "quilt", "jam", "zebra"],
+                          eval_readers={"fake": reader}, log=logs.append)
+    assert res.step == 4
+    lines = [json.loads(x) for x in (tmp_path / "legibility.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4]
+    assert {"cer_r", "cer_fake", "wer_r", "wer_fake", "minutes"} <= set(lines[0])
+    # "x" for every word: CER = (edits of x -> word) / chars = (len(word) - 0 + 0)/... = 1 - 1/len
+    # only when the word contains an "x"; none of jam/quilt/zebra does: all chars wrong, 1.0.
+    assert lines[0]["cer_fake"] == pytest.approx(1.0)
+    words = sorted(["jam", "quilt", "zebra"], key=len)
+    assert [s[1] for s in seen[0]] == [16 * len(w) for w in words]
+    assert (tmp_path / "samples" / "heldout_0000002.png").exists()
+    assert any("R warm-up: iterations 1..1" in m for m in logs), logs
+    assert any("3 of them held out" in m or "legibility signal: 3 held-out words" in m
+               for m in logs), logs
 
 
 def run(args, **kw):

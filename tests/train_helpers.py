@@ -12,8 +12,12 @@ WORDS = ["hello", "ab", "world", "the", "quick", "fox", "Only", "brown"]
 
 
 def tiny_config(steps: int) -> config_lib.Config:
+    # float32 and the labels as lexicon (fast, no system word list), no legibility signal: the
+    # tests of those set them explicitly.
     cfg = config_lib.get_config("smoke", ["optim.g_every=2", "data.batch_size=2",
-                                          "data.shuffle_buffer=8", "run.log_every=1"])
+                                          "data.shuffle_buffer=8", "run.log_every=1",
+                                          "run.mixed_precision=", "data.lexicon=labels",
+                                          "run.eval_every=0"])
     cfg.run.steps = steps
     cfg.run.checkpoint_every = 2
     cfg.run.sample_every = 100
