@@ -436,15 +436,17 @@ def update_models_config(export_dir: str, model_name: str = DEFAULT_MODEL_NAME,
     return path
 
 
-def export_from_workdir(workdir: str, export_dir: str, *, checkpoint: str | None = None,
+def export_from_workdir(workdir: str | None, export_dir: str, *, checkpoint: str | None = None,
                         version: int | None = None, model_name: str = DEFAULT_MODEL_NAME,
                         max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> tuple[str, str]:
-    """Restores G from a training workdir (latest checkpoint or ``checkpoint``), writes a new
-    version and updates models.config. Returns (version folder, models.config path)."""
-    from scrabblegan_tf.generate import load_generator
+    """Restores G from a training workdir (latest checkpoint or ``checkpoint``) or a model folder
+    (None: the shipped default model), writes a new version and updates models.config. Returns
+    (version folder, models.config path)."""
+    from scrabblegan_tf.generate import load_generator, resolve_model
 
     if version is not None and os.path.lexists(os.path.join(export_dir, str(int(version)))):
         export_version(None, None, export_dir, version=version)  # refuses before G is loaded
+    workdir = resolve_model(workdir)
     generator, cfg, alphabet, ckpt = load_generator(workdir, checkpoint)
     path = export_version(generator, alphabet, export_dir, version=version,
                           max_text_length=max_text_length, model_name=model_name,

@@ -1,5 +1,6 @@
 """Export a trained generator as a versioned SavedModel for TF Serving.
 
+    python export/export_main.py --export_dir=/srv/models/scrabblegan   # the shipped English model
     python export/export_main.py --workdir=runs/demo --export_dir=/srv/models/scrabblegan
     python export/export_main.py --workdir=runs/demo --export_dir=/srv/models/scrabblegan --version=2
 
@@ -21,8 +22,9 @@ from absl import app, flags, logging
 
 from export import export_lib
 
-flags.DEFINE_string("workdir", None, "Training workdir (config.json, alphabet.json, checkpoints/).",
-                    required=True)
+flags.DEFINE_string("workdir", None, "Training workdir (config.json, alphabet.json, checkpoints/) or "
+                    "model folder; default: the shipped English model "
+                    "(scrabblegan_tf/pretrained/english_fonts).")
 flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the workdir's latest).")
 flags.DEFINE_string("export_dir", None, "Model base path: versions are written in <export_dir>/<N>/.",
                     required=True)

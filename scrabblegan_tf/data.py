@@ -266,12 +266,15 @@ def labelled_pipeline(
     repeat: bool = True,
     per_char_width: bool = True,
     max_width: int | None = None,
+    width_jitter: tuple[float, float] | None = None,
     num_parallel_calls: int = AUTOTUNE,
 ) -> tf.data.Dataset:
     """Batches of ``{"image", "image_width", "label", "label_length"}`` (see the module docstring).
 
     ``per_char_width``: width = ``char_width * len(label)`` (GAN training); False keeps the aspect
     ratio (recognizers), optionally capped at ``max_width`` (wider images are squeezed).
+    ``width_jitter`` (lo, hi), with ``per_char_width=False``: each image's width is multiplied by a
+    random factor in [lo, hi) (recognizers that must read narrow and wide writing alike).
     ``shuffle_buffer`` 0 disables shuffling. Bucketing is on the label length.
     """
     if batch_size < 1:
@@ -303,6 +306,12 @@ def labelled_pipeline(
         gray = _grayscale(ex["image"])
         if per_char_width:
             width = char_width * ex["label_length"]
+        elif width_jitter:
+            natural = tf.cast(_aspect_width(gray, height, None), tf.float32)
+            factor = tf.random.uniform([], width_jitter[0], width_jitter[1], seed=seed)
+            width = tf.maximum(1, tf.cast(tf.round(natural * factor), tf.int32))
+            if max_width:
+                width = tf.minimum(width, max_width)
         else:
             width = _aspect_width(gray, height, max_width)
         return {

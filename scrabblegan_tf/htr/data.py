@@ -14,7 +14,8 @@ Augmentation (``augment_batch``): one random affine map per image, in TensorFlow
 about the image's centre, an extra horizontal stretch in [1 - aug_stretch, 1 + aug_stretch] (the
 horizontal factor capped at aug_scale_max so words do not grow past their valid width), horizontal
 shear with |tan| <= aug_shear about the middle row, translation of up to aug_translate pixels. Widths
-and labels are unchanged.
+and labels are unchanged by it; before it, each image's width is resized by a random factor in
+[aug_width_min, aug_width_max) (``labelled_pipeline(width_jitter=...)``).
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def batches(examples: tf.data.Dataset, cfg: HTRConfig, alphabet: Alphabet, *, tr
         examples, alphabet=alphabet, batch_size=batch_size or cfg.batch_size, height=cfg.height,
         max_label_len=cfg.max_label_len, shuffle_buffer=0, seed=cfg.seed,
         bucket_boundaries=BUCKETS if training else (), drop_remainder=training, repeat=False,
-        per_char_width=False, max_width=cfg.max_width)
+        per_char_width=False, max_width=cfg.max_width,
+        width_jitter=((cfg.aug_width_min, cfg.aug_width_max)
+                      if training and cfg.augment and (cfg.aug_width_min, cfg.aug_width_max) != (1, 1)
+                      else None))
     if training and cfg.augment:
         ds = ds.map(lambda b: augment_batch(b, cfg), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

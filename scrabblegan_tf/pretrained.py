@@ -1,0 +1,123 @@
+"""Shipped generators: model folders holding G's inference weights, its config and alphabet.
+
+A model folder is what ``generate``, ``synthesize`` and ``export/export_main.py`` accept in place of a
+training workdir (``generate.load_generator`` tells them apart):
+
+- ``config.json`` and ``alphabet.json``, as a training run writes them;
+- ``generator.npz``: every weight of G keyed by its variable path (trainable weights stored as
+  float16, the batch-norm statistics and spectral-norm vectors as float32), nothing of D, R or
+  the optimizers;
+- ``MODEL_CARD.md`` and ``model_card.json``: data, command, iterations, minutes, legibility.
+
+``DEFAULT_MODEL`` (the English model trained on the embedded font dataset) is what the CLIs use
+without ``--workdir``. ``python -m scrabblegan_tf.pretrained --workdir=RUN --out=FOLDER`` writes a
+folder from a training run's latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+DEFAULT_MODEL = PRETRAINED_DIR / "english_fonts"
+WEIGHTS_FILE = "generator.npz"
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+
+
+def is_model_folder(path) -> bool:
+    return os.path.isfile(os.path.join(path, WEIGHTS_FILE))
+
+
+def _stored(v) -> np.ndarray:
+    x = np.asarray(v.numpy(), np.float32)
+    return x.astype(np.float16) if v.trainable else x
+
+
+def save_weights(generator, path) -> str:
+    """G's weights as ``{variable path: array}`` in an .npz (trainable ones as float16)."""
+    arrays = {v.path: _stored(v) for v in generator.weights}
+    if len(arrays) != len(generator.weights):
+        raise ValueError("two weights of G share a path")
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def load_weights(generator, path) -> None:
+    """Assigns the weights of ``save_weights`` to a built G with the same config; every weight must
+    be present with its shape (a clear error names the first that is not)."""
+    with np.load(path) as data:
+        stored = {k: data[k] for k in data.files}
+    for v in generator.weights:
+        if v.path not in stored:
+            raise ValueError(f"{path} has no weight {v.path!r}: not a generator of this config")
+        value = stored.pop(v.path)
+        if tuple(value.shape) != tuple(v.shape):
+            raise ValueError(f"{path}: {v.path} has shape {value.shape}, the model {tuple(v.shape)}")
+        v.assign(value.astype(np.float32))
+    if stored:
+        raise ValueError(f"{path} has weights the model lacks: {sorted(stored)[:3]}")
+
+
+def write_model_folder(generator, config_json: str, alphabet_json: str, out_dir, *,
+                       card: dict) -> pathlib.Path:
+    """Writes a model folder (see the module docstring); ``card``: what MODEL_CARD.md says."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config_json, encoding="utf-8")
+    (out / "alphabet.json").write_text(alphabet_json, encoding="utf-8")
+    save_weights(generator, out / WEIGHTS_FILE)
+    (out / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                 encoding="utf-8")
+    (out / CARD_MD).write_text(render_card(card), encoding="utf-8")
+    return out
+
+
+def render_card(card: dict) -> str:
+    """MODEL_CARD.md from the card dict (title, then one line per field, nested dicts indented)."""
+    lines = [f"# {card.get('title', 'ScrabbleGAN generator')}", ""]
+    for key, value in card.items():
+        if key == "title":
+            continue
+        if isinstance(value, dict):
+            lines.append(f"- **{key}**:")
+            lines.extend(f"  - {k}: {v}" for k, v in value.items())
+        else:
+            lines.append(f"- **{key}**: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    from absl import flags
+
+    from scrabblegan_tf.generate import load_generator
+
+    f = flags.FLAGS
+    if len(argv) > 1:
+        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+    gen, _, _, path = load_generator(f.workdir, f.checkpoint)
+    card = json.loads(pathlib.Path(f.card).read_text(encoding="utf-8")) if f.card else {}
+    card.setdefault("checkpoint", os.path.basename(path))
+    with open(os.path.join(f.workdir, "config.json"), encoding="utf-8") as fh:
+        config_json = fh.read()
+    with open(os.path.join(f.workdir, "alphabet.json"), encoding="utf-8") as fh:
+        alphabet_json = fh.read()
+    out = write_model_folder(gen, config_json, alphabet_json, f.out, card=card)
+    size = (out / WEIGHTS_FILE).stat().st_size
+    print(f"wrote {out} ({size / 2**20:.1f} MiB of weights, from {path})")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("workdir", None, "Training workdir to take G from.", required=True)
+    flags.DEFINE_string("checkpoint", None, "Checkpoint (default: the latest).")
+    flags.DEFINE_string("out", None, "Model folder to write.", required=True)
+    flags.DEFINE_string("card", None, "JSON file with the model card's fields.")
+    app.run(main)
