@@ -438,19 +438,21 @@ def update_models_config(export_dir: str, model_name: str = DEFAULT_MODEL_NAME,
 
 def export_from_workdir(workdir: str | None, export_dir: str, *, checkpoint: str | None = None,
                         version: int | None = None, model_name: str = DEFAULT_MODEL_NAME,
-                        max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> tuple[str, str]:
+                        max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                        precision: str = "float32") -> tuple[str, str]:
     """Restores G from a training workdir (latest checkpoint or ``checkpoint``) or a model folder
     (None: the shipped default model), writes a new version and updates models.config. Returns
-    (version folder, models.config path)."""
+    (version folder, models.config path). ``precision="bfloat16"``: G's convolutions run in
+    bfloat16 in the SavedModel (the output images stay float32 / PNG)."""
     from scrabblegan_tf.generate import load_generator, resolve_model
 
     if version is not None and os.path.lexists(os.path.join(export_dir, str(int(version)))):
         export_version(None, None, export_dir, version=version)  # refuses before G is loaded
     workdir = resolve_model(workdir)
-    generator, cfg, alphabet, ckpt = load_generator(workdir, checkpoint)
+    generator, cfg, alphabet, ckpt = load_generator(workdir, checkpoint, precision=precision)
     path = export_version(generator, alphabet, export_dir, version=version,
                           max_text_length=max_text_length, model_name=model_name,
                           metadata={"workdir": os.path.abspath(workdir),
                                     "checkpoint": os.path.abspath(ckpt),
-                                    "config": cfg.to_dict()})
+                                    "precision": precision, "config": cfg.to_dict()})
     return path, update_models_config(export_dir, model_name)

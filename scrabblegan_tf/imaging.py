@@ -50,3 +50,15 @@ def save_png(image: np.ndarray, path: str) -> str:
         f.write(buf.getvalue())
     os.replace(tmp, path)
     return path
+
+
+def save_png_rgb(image: np.ndarray, path: str) -> str:
+    """Writes a uint8 [H, W, 3] image atomically (temp file + rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8), mode="RGB").save(buf, format="PNG")
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+    return path

@@ -112,3 +112,29 @@ def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["prog"])
     assert exit_info.value.code == train_lib.EXIT_SIGTERM == 143
+
+
+def test_legibility_criterion_and_curve_helpers(tmp_path):
+    """Legible: HTR CER <= 0.20 and <= 2 x the HTR's CER on real images; the first such point of
+    legibility.jsonl (the last record per step wins, as after a resume); the table and the chart."""
+    from scrabblegan_tf import plot
+    from scrabblegan_tf.experiments import legibility as leg
+
+    assert leg.legible(0.19, 0.1) and not leg.legible(0.21, 0.2) and not leg.legible(0.15, 0.07)
+    path = tmp_path / "legibility.jsonl"
+    rows = [{"step": 500, "minutes": 5.0, "cer_r": 0.9, "cer_htr": 0.95, "wer_htr": 1.0},
+            {"step": 1000, "minutes": 10.0, "cer_r": 0.3, "cer_htr": 0.5, "wer_htr": 0.9},
+            {"step": 1000, "minutes": 11.0, "cer_r": 0.1, "cer_htr": 0.12, "wer_htr": 0.5},
+            {"step": 1500, "minutes": 15.0, "cer_r": 0.05, "cer_htr": 0.08, "wer_htr": 0.3}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    points = leg.read_points(str(path))
+    assert [p["step"] for p in points] == [500, 1000, 1500] and points[1]["minutes"] == 11.0
+    assert leg.first_legible(points, 0.05)["step"] == 1500  # 0.12 > 2 x 0.05
+    assert leg.first_legible(points, 0.1)["step"] == 1000
+    assert leg.first_legible(points[:1], 0.1) is None
+    table = leg.markdown_table(points, 0.1)
+    assert "| 1000 | 11.0 | 0.100 | 0.120 | 0.500 | yes |" in table
+    chart = plot.line_chart({"a": ([0, 5, 10], [1.0, 0.5, 0.2])}, references={"r": 0.1},
+                            title="t", xlabel="x", ylabel="y", ymax=1.0, size=(300, 200))
+    assert chart.shape == (200, 300, 3) and chart.dtype == np.uint8
+    assert (chart != 255).any(axis=2).sum() > 500  # something was drawn

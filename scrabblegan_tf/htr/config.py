@@ -88,6 +88,26 @@ class HTRConfig:
         """A copy with ``changes`` (values coerced to the field types; unknown keys raise)."""
         return self.from_dict({**dataclasses.asdict(self), **changes})
 
+    @classmethod
+    def parse_overrides(cls, items) -> dict[str, Any]:
+        """``["field=value", ...]`` -> {field: value of the field's type}; unknown fields and
+        unparsable values raise ValueError."""
+        out: dict[str, Any] = {}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep:
+                raise ValueError(f"HTR override {item!r} is not field=value")
+            current = getattr(cls(), key, None)
+            if current is None:
+                raise ValueError(f"HTRConfig has no field {key!r}")
+            if isinstance(current, bool):
+                out[key] = raw.lower() in ("1", "true", "yes", "on")
+            else:
+                out[key] = type(current)(raw)
+        cls().replace(**out)  # fail early on bad values
+        return out
+
     def model_fields(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in MODEL_FIELDS}
 

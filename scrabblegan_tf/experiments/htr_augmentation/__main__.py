@@ -35,6 +35,8 @@ flags.DEFINE_list("seeds", None, "HTR seeds (default 0,1,2).")
 flags.DEFINE_integer("htr_steps", None, "HTR training steps per run (default 5000).")
 flags.DEFINE_multi_string("htr_override", [], "HTRConfig field=value, repeatable (e.g. width_mult=0.5).")
 flags.DEFINE_bool("quality", None, "Also measure the generator (legibility, Fréchet, diversity).")
+flags.DEFINE_bool("synthetic_only", None, "Also train one HTR on the synthetic words alone "
+                  "(HTG_HTR; default true).")
 
 
 def build_settings() -> ExperimentSettings:
@@ -43,26 +45,17 @@ def build_settings() -> ExperimentSettings:
     s = ExperimentSettings()
     for name in ("dataset", "builder_config", "workdir", "results_dir", "data_dir", "manual_dir",
                  "gan_workdir", "gan_config", "gan_steps", "num_synthetic", "lexicon",
-                 "synthetic_ratio", "htr_steps", "quality"):
+                 "synthetic_ratio", "htr_steps", "quality", "synthetic_only"):
         value = getattr(FLAGS, name)
         if value is not None:
             setattr(s, name, value)
     if FLAGS.seeds is not None:
         s.seeds = tuple(int(x) for x in FLAGS.seeds)
     s.gan_overrides = tuple(FLAGS.gan_override)
-    overrides = {}
-    for item in FLAGS.htr_override:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise app.UsageError(f"--htr_override {item!r} is not field=value")
-        current = getattr(HTRConfig(), key.strip(), None)
-        if current is None:
-            raise app.UsageError(f"--htr_override: HTRConfig has no field {key!r}")
-        if isinstance(current, bool):
-            overrides[key.strip()] = raw.strip().lower() in ("1", "true", "yes", "on")
-        else:
-            overrides[key.strip()] = type(current)(raw.strip())
-    HTRConfig().replace(**overrides)  # fail early on bad values
+    try:
+        overrides = HTRConfig.parse_overrides(FLAGS.htr_override)
+    except ValueError as e:
+        raise app.UsageError(f"--htr_override: {e}") from None
     s.htr_overrides = overrides
     return s
 

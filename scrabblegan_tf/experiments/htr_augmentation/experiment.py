@@ -16,7 +16,9 @@ Steps (each resumable: rerunning the same command continues where it stopped):
 3. **HTRs**: for each seed, ``real`` (real train split only) and ``real+synthetic`` (the same plus the
    synthetic set, each example synthetic with probability ``synthetic_ratio``; ``auto`` = N / (N +
    real train size), i.e. sampling uniformly from the union, as adding N words to the training set
-   does), ``htr_steps`` steps each, identical settings otherwise (``scrabblegan_tf.htr``).
+   does), ``htr_steps`` steps each, identical settings otherwise (``scrabblegan_tf.htr``); with
+   ``synthetic_only`` also one ``synthetic`` HTR (first seed) trained on the synthetic set alone,
+   the HTG_HTR figure: how well generated words alone teach a recognizer to read real ones.
 4. **Evaluation** of every HTR on the test split; mean and standard deviation over seeds.
 5. **Generator quality** (``quality=True``) with the first seed's real-only HTR
    (``scrabblegan_tf.quality``: legibility of held-out words, HTR Fréchet distance, diversity).
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CONDITIONS = ("real", "real+synthetic")
+CONDITIONS = ("real", "real+synthetic", "synthetic")
 
 
 class Interrupted(RuntimeError):
@@ -65,6 +67,7 @@ class ExperimentSettings:
     seeds: tuple[int, ...] = (0, 1, 2)
     htr_steps: int = 5000
     htr_overrides: dict = field(default_factory=dict)  # HTRConfig fields
+    synthetic_only: bool = True  # + one HTR on the synthetic words alone (HTG_HTR), first seed
     # Quality measures of the generator
     quality: bool = True
     num_samples: int = 8
@@ -100,9 +103,12 @@ def markdown_table(summary: dict, settings: dict, command: str, quality: dict | 
     ]
     names = {"real": "real only",
              "real+synthetic": f"real + {settings['num_synthetic']:,} synthetic "
-                               f"(ratio {settings['synthetic_ratio']:.2f})"}
+                               f"(ratio {settings['synthetic_ratio']:.2f})",
+             "synthetic": f"{settings['num_synthetic']:,} synthetic only (HTG_HTR)"}
     for cond in CONDITIONS:
-        s = summary[cond]
+        s = summary.get(cond)
+        if not s or (cond == "synthetic" and not s["seeds"]):
+            continue
         lines.append(f"| {names[cond]} | {len(s['seeds'])} ({', '.join(map(str, s['seeds'])) or '-'}) | "
                      f"{_fmt(s['wer'])} | {_fmt(s['cer'])} | {_fmt(s['ned'])} |")
     lines += ["", "Settings:", "", "```", json.dumps(settings, indent=1, ensure_ascii=False), "```", "",
@@ -143,6 +149,8 @@ class Experiment:
                         steps=self.s.htr_steps, seed=seed).replace(**self.s.htr_overrides)
         if condition == "real+synthetic":
             cfg = cfg.replace(synthetic_dir=os.path.abspath(synthetic_dir), synthetic_ratio=ratio)
+        elif condition == "synthetic":
+            cfg = cfg.replace(synthetic_dir=os.path.abspath(synthetic_dir), synthetic_ratio=1.0)
         return cfg
 
     def _stage(self, name: str, start: float) -> None:
@@ -297,13 +305,15 @@ class Experiment:
         runs: list[dict] = []
         quality_res = None
         for seed in self.s.seeds:
-            for condition in CONDITIONS:
+            for condition in ("real", "real+synthetic"):
                 runs.append(self.htr_run(condition, seed, synthetic_dir, ratio))
                 settings["num_test"] = runs[-1]["test"]["num_samples"]
                 self.write(settings, runs, quality_res)
             if self.s.quality and quality_res is None:
                 quality_res = self.quality(gen, gan_cfg, alphabet, geometry, runs[-2]["workdir"])
                 self.write(settings, runs, quality_res)
+        if self.s.synthetic_only:
+            runs.append(self.htr_run("synthetic", self.s.seeds[0], synthetic_dir, ratio))
         return self.write(settings, runs, quality_res, final=True)
 
     def write(self, settings: dict, runs: list[dict], quality_res: dict | None, final: bool = False) -> dict:

@@ -1,0 +1,262 @@
+"""Time to legibility: train a GAN with a recipe and measure how soon its words can be read.
+
+    python -m scrabblegan_tf.experiments.legibility --workdir=runs/legibility_fonts \\
+        --results_dir=results/legibility_fonts --model_out=scrabblegan_tf/pretrained/english_fonts
+
+1. An evaluation HTR (``scrabblegan_tf.htr``) is trained on the real training split (or reused:
+   ``--htr_workdir``); it reads the real eval split once (natural geometry), the reference.
+2. The GAN trains with ``--gan_config`` (default ``cpu``) and the legibility signal on: every
+   ``run.eval_every`` iterations, held-out words (never fake-word targets, not training labels) in
+   fixed styles are read by R and by that HTR (``legibility.jsonl`` in the GAN workdir).
+3. Results (``--results_dir``): ``curve.png`` (CER against training minutes, both readers, the
+   real reference and the legibility threshold), ``legibility.md`` (the table and the verdict),
+   ``results.json``, ``hello_world.png`` (8 styles) and ``heldout.png`` (the held-out words of the
+   last evaluation). With ``--model_out``, G is written as a model folder with its model card.
+
+Legible (issue "The generator writes legibly"): the HTR reads generated held-out words at CER
+<= 0.20 and at most twice its CER on the real held-out images. Rerunning the command resumes
+every step (HTR, GAN), then rewrites the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+THRESHOLD = 0.20  # absolute CER bound of "legible"
+REAL_FACTOR = 2.0  # and at most this times the HTR's CER on real images
+
+
+@dataclasses.dataclass
+class Settings:
+    workdir: str
+    results_dir: str
+    dataset: str = "handwriting_fonts"
+    manual_dir: str | None = None
+    data_dir: str | None = None
+    gan_config: str = "cpu"
+    gan_overrides: tuple[str, ...] = ()
+    gan_steps: int = 0  # 0: the preset's run.steps
+    htr_workdir: str = ""  # "": <workdir>/htr, trained here
+    htr_steps: int = 4000
+    htr_overrides: tuple[str, ...] = ()
+    real_examples: int = 500
+    model_out: str = ""
+    title: str = ""
+
+
+def legible(cer_htr: float, cer_real: float) -> bool:
+    return cer_htr <= THRESHOLD and cer_htr <= REAL_FACTOR * cer_real
+
+
+def first_legible(points: list[dict], cer_real: float) -> dict | None:
+    """The first evaluation point whose HTR CER meets the legibility criterion, or None."""
+    for p in points:
+        if "cer_htr" in p and legible(p["cer_htr"], cer_real):
+            return p
+    return None
+
+
+def read_points(path: str) -> list[dict]:
+    """legibility.jsonl -> one dict per evaluation, the last one kept per step (resumed runs)."""
+    if not os.path.exists(path):
+        return []
+    by_step: dict[int, dict] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                p = json.loads(line)
+                by_step[int(p["step"])] = p
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def markdown_table(points: list[dict], cer_real: float) -> str:
+    rows = ["| iteration | minutes | CER read by R | CER read by the HTR | WER (HTR) | legible |",
+            "|---|---|---|---|---|---|"]
+    for p in points:
+        ok = legible(p["cer_htr"], cer_real) if "cer_htr" in p else False
+        rows.append(f"| {p['step']} | {p['minutes']:.1f} | {p.get('cer_r', float('nan')):.3f} | "
+                    f"{p.get('cer_htr', float('nan')):.3f} | {p.get('wer_htr', float('nan')):.3f} | "
+                    f"{'yes' if ok else 'no'} |")
+    return "\n".join(rows)
+
+
+def ensure_htr(s: Settings, log=print) -> str:
+    from scrabblegan_tf.htr.config import HTRConfig
+    from scrabblegan_tf.htr.train import train as train_htr
+
+    if s.htr_workdir:
+        return s.htr_workdir
+    path = os.path.join(s.workdir, "htr")
+    cfg = HTRConfig().replace(dataset=s.dataset, steps=s.htr_steps,
+                              **HTRConfig.parse_overrides(s.htr_overrides))
+    if cfg.dataset == "handwriting_fonts":  # no validation split: validate on the test split
+        cfg = cfg.replace(val_split="test")
+    train_htr(cfg, path, data_dir=s.data_dir, manual_dir=s.manual_dir, log=log)
+    return path
+
+
+def run(s: Settings, log=print) -> dict:
+    from scrabblegan_tf import config as config_lib
+    from scrabblegan_tf import imaging, metrics, plot
+    from scrabblegan_tf import train as train_lib
+    from scrabblegan_tf.htr.data import real_uint8
+    from scrabblegan_tf.htr.train import load_htr, read_uint8
+
+    os.makedirs(s.results_dir, exist_ok=True)
+    t_htr = time.time()
+    htr_dir = ensure_htr(s, log=log)
+    htr_minutes = (time.time() - t_htr) / 60.0
+    model, htr_cfg, htr_alphabet, htr_ckpt, htr_step = load_htr(htr_dir)
+
+    def read(images):
+        return read_uint8(model, htr_alphabet, images, max_width=htr_cfg.max_width)
+
+    cfg = config_lib.get_config(s.gan_config, list(s.gan_overrides))
+    cfg.data.dataset = s.dataset
+    if s.gan_steps:
+        cfg.run.steps = s.gan_steps
+    real_cfg = htr_cfg.replace(dataset=s.dataset)
+    real_images, real_texts = real_uint8(real_cfg, cfg.data.eval_split, data_dir=s.data_dir,
+                                         manual_dir=s.manual_dir, limit=s.real_examples, log=log)
+    real = metrics.evaluate_texts(read(real_images), real_texts)
+    log(f"the HTR ({htr_ckpt}) reads {len(real_texts)} real {cfg.data.eval_split} images at CER "
+        f"{real['cer']:.3f}: legible means CER <= {min(THRESHOLD, REAL_FACTOR * real['cer']):.3f}")
+
+    gan_dir = os.path.join(s.workdir, "gan")
+    t0 = time.time()
+    result = train_lib.train(cfg, gan_dir, data_dir=s.data_dir, manual_dir=s.manual_dir,
+                             eval_readers={"htr": read}, log=log)
+    if result.interrupted:
+        raise SystemExit(train_lib.EXIT_SIGTERM)
+    session_minutes = (time.time() - t0) / 60.0
+
+    points = read_points(os.path.join(gan_dir, "legibility.jsonl"))
+    first = first_legible(points, real["cer"])
+    last = points[-1] if points else {}
+    curve = plot.line_chart(
+        {"generated, read by the HTR": ([p["minutes"] for p in points], [p["cer_htr"] for p in points]),
+         "generated, read by R": ([p["minutes"] for p in points], [p["cer_r"] for p in points])},
+        references={f"real images, read by the HTR ({real['cer']:.3f})": real["cer"],
+                    f"legible: CER <= {min(THRESHOLD, REAL_FACTOR * real['cer']):.3f}":
+                        min(THRESHOLD, REAL_FACTOR * real["cer"])},
+        title=s.title or f"Legibility of held-out words while training ({s.dataset}, {s.gan_config})",
+        xlabel="training minutes", ylabel="CER", ymax=1.0)
+    imaging.save_png_rgb(curve, os.path.join(s.results_dir, "curve.png"))
+
+    # Pictures from the final G (inference mode), as the CLIs see it.
+    from scrabblegan_tf.generate import render
+
+    gen = result.gan.generator
+    alphabet = train_lib.resolve_alphabet(cfg)
+    hello = "hello world" if alphabet.can_encode("hello world") else "Hallo Welt"
+    imaging.save_png(imaging.grid(render(gen, alphabet, [hello] * 8, seeds=list(range(8)))),
+                     os.path.join(s.results_dir, "hello_world.png"))
+
+    summary = {
+        "dataset": s.dataset, "gan_config": s.gan_config, "gan_overrides": list(s.gan_overrides),
+        "gan_steps": cfg.run.steps, "gan_session_minutes": round(session_minutes, 1),
+        "gan_training_minutes": last.get("minutes"), "htr": htr_dir, "htr_step": htr_step,
+        "htr_minutes_this_session": round(htr_minutes, 1),
+        "htr_reads_real": {"cer": real["cer"], "wer": real["wer"], "num": len(real_texts)},
+        "final": last, "first_legible": first,
+        "legible_threshold": min(THRESHOLD, REAL_FACTOR * real["cer"]),
+        "points": points,
+    }
+    with open(os.path.join(s.results_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    verdict = (f"legible from iteration {first['step']} ({first['minutes']:.1f} training minutes)"
+               if first else "not legible by the criterion within this run")
+    md = [f"# {s.title or 'Legibility while training'}", "",
+          f"Dataset `{s.dataset}`, GAN preset `{s.gan_config}` "
+          + (f"with `{' '.join(s.gan_overrides)}`" if s.gan_overrides else "")
+          + f", {cfg.run.steps} iterations. Evaluation HTR `{htr_dir}` (step {htr_step}) reads "
+          f"{len(real_texts)} real `{cfg.data.eval_split}` images at CER {real['cer']:.3f}. "
+          f"Legible: HTR CER <= {THRESHOLD} and <= {REAL_FACTOR:g} x {real['cer']:.3f}.", "",
+          f"**Verdict: {verdict}.** Final: CER {last.get('cer_htr', float('nan')):.3f} (HTR), "
+          f"{last.get('cer_r', float('nan')):.3f} (R) at iteration {last.get('step')}, "
+          f"{last.get('minutes', float('nan')):.1f} minutes.", "",
+          markdown_table(points, real["cer"]), ""]
+    with open(os.path.join(s.results_dir, "legibility.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+    # The held-out words of the last evaluation, as the monitor drew them.
+    if last:
+        import shutil
+
+        grid = os.path.join(gan_dir, "samples", f"heldout_{int(last['step']):07d}.png")
+        if os.path.exists(grid):
+            shutil.copyfile(grid, os.path.join(s.results_dir, "heldout.png"))
+    if s.model_out:
+        from scrabblegan_tf import pretrained
+
+        card = {
+            "title": f"ScrabbleGAN generator: {s.dataset} ({s.gan_config} preset)",
+            "data": f"{s.dataset} train split (real labelled images); fake words: "
+                    f"{cfg.data.lexicon} lexicon",
+            "command": f"python -m scrabblegan_tf.experiments.legibility (see {s.results_dir})",
+            "iterations": cfg.run.steps, "training minutes": last.get("minutes"),
+            "machine": _machine(), "precision": cfg.run.mixed_precision,
+            "legibility (held-out words)": {
+                "CER read by the evaluation HTR": last.get("cer_htr"),
+                "CER read by R": last.get("cer_r"),
+                "HTR CER on real images": real["cer"],
+                "verdict": verdict},
+            "config": f"config.json ({cfg.model.width_mult} width, char width {cfg.model.char_width})",
+        }
+        with open(os.path.join(gan_dir, "config.json"), encoding="utf-8") as fh:
+            config_json = fh.read()
+        pretrained.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
+        log(f"model folder: {s.model_out}")
+    log(f"legibility: {verdict}; results in {s.results_dir}")
+    return summary
+
+
+def _machine() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = f"{len(names)} x {names[0]}" if names else cpu
+    except OSError:
+        pass
+    return cpu
+
+
+def main(argv):
+    from absl import flags
+
+    f = flags.FLAGS
+    if len(argv) > 1:
+        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+    run(Settings(workdir=f.workdir, results_dir=f.results_dir, dataset=f.dataset,
+                 manual_dir=f.manual_dir, data_dir=f.data_dir, gan_config=f.gan_config,
+                 gan_overrides=tuple(f.gan_override), gan_steps=f.gan_steps,
+                 htr_workdir=f.htr_workdir or "", htr_steps=f.htr_steps,
+                 htr_overrides=tuple(f.htr_override), real_examples=f.real_examples,
+                 model_out=f.model_out or "", title=f.title or ""))
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("workdir", None, "Experiment folder (htr/, gan/).", required=True)
+    flags.DEFINE_string("results_dir", None, "Where the curve, table and pictures go.", required=True)
+    flags.DEFINE_string("dataset", "handwriting_fonts", "datasets/<name>.")
+    flags.DEFINE_string("manual_dir", None, "Manual dir of the dataset.")
+    flags.DEFINE_string("data_dir", None, "TFDS data dir.")
+    flags.DEFINE_string("gan_config", "cpu", "GAN preset.")
+    flags.DEFINE_multi_string("gan_override", [], "GAN config override section.field=value.")
+    flags.DEFINE_integer("gan_steps", 0, "GAN iterations (0: the preset's).")
+    flags.DEFINE_string("htr_workdir", None, "An existing evaluation HTR (default: train one).")
+    flags.DEFINE_integer("htr_steps", 4000, "Steps of the evaluation HTR trained here.")
+    flags.DEFINE_multi_string("htr_override", [], "HTRConfig field=value for the HTR trained here.")
+    flags.DEFINE_integer("real_examples", 500, "Real eval images the HTR reads for the reference.")
+    flags.DEFINE_string("model_out", None, "Write the trained G as a model folder here.")
+    flags.DEFINE_string("title", None, "Title of the results.")
+    app.run(main)

@@ -1,0 +1,79 @@
+"""Model folders (scrabblegan_tf/pretrained.py): weights round trip, errors, the CLIs' default
+model. The shipped default model itself is tested in test_shipped_model.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from scrabblegan_tf import generate, pretrained
+from export_helpers import make_workdir
+
+
+def test_model_folder_round_trip_renders_like_the_workdir(tmp_path):
+    """A folder written from a workdir's G renders the same words like that G: trainable weights
+    are stored as float16 (relative rounding 2^-11), so pixels agree within a few grey levels;
+    batch-norm statistics and u vectors are float32 (exact)."""
+    work = make_workdir(tmp_path / "run")
+    gen, cfg, alphabet, _ = generate.load_generator(work)
+    out = pretrained.write_model_folder(gen, cfg.to_json(), alphabet.to_json(), tmp_path / "model",
+                                        card={"title": "t", "iterations": 3, "x": {"a": 1}})
+    assert pretrained.is_model_folder(out) and not pretrained.is_model_folder(work)
+    gen2, cfg2, alphabet2, path = generate.load_generator(str(out))
+    assert path.endswith("generator.npz") and cfg2 == cfg and alphabet2 == alphabet
+    with np.load(path) as data:
+        dtypes = {k: data[k].dtype for k in data.files}
+    trainable = {v.path for v in gen.trainable_variables}
+    assert all((dtypes[k] == np.float16) == (k in trainable) for k in dtypes)
+    a = generate.render(gen, alphabet, ["hello", "ab"], seeds=[1, 2])
+    b = generate.render(gen2, alphabet, ["hello", "ab"], seeds=[1, 2])
+    for x, y in zip(a, b):
+        assert x.shape == y.shape
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 4
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.startswith("# t\n") and "- **iterations**: 3" in card and "  - a: 1" in card
+    assert json.loads((out / "model_card.json").read_text())["x"] == {"a": 1}
+
+
+def test_wrong_weights_are_a_clear_error(tmp_path):
+    work = make_workdir(tmp_path / "run")
+    gen, cfg, alphabet, _ = generate.load_generator(work)
+    path = tmp_path / "w.npz"
+    pretrained.save_weights(gen, path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    key = next(iter(arrays))
+    bad = dict(arrays)
+    bad[key] = np.zeros((1,), np.float32)
+    np.savez(tmp_path / "shape.npz", **bad)
+    with pytest.raises(ValueError, match="has shape"):
+        pretrained.load_weights(gen, tmp_path / "shape.npz")
+    missing = dict(arrays)
+    del missing[key]
+    np.savez(tmp_path / "missing.npz", **missing)
+    with pytest.raises(ValueError, match="has no weight"):
+        pretrained.load_weights(gen, tmp_path / "missing.npz")
+
+
+def test_bfloat16_generation_is_close_to_float32(tmp_path):
+    """precision=bfloat16: same weights, convolutions in bfloat16 (8 significant bits); the images
+    stay within a small mean difference of the float32 ones and padding stays white."""
+    work = make_workdir(tmp_path / "run")
+    g32, _, alphabet, _ = generate.load_generator(work)
+    g16, _, _, _ = generate.load_generator(work, precision="bfloat16")
+    assert g16.compute_dtype == "bfloat16"
+    a = generate.render(g32, alphabet, ["hello"], seeds=[3])[0].astype(float)
+    b = generate.render(g16, alphabet, ["hello"], seeds=[3])[0].astype(float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 6.0
+    with pytest.raises(ValueError, match="precision"):
+        generate.load_generator(work, precision="float16")
+
+
+def test_no_workdir_and_no_default_model_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="no default model"):
+        generate.resolve_model(None)
+    assert generate.resolve_model("x") == "x"

@@ -1,0 +1,74 @@
+"""The shipped default model (scrabblegan_tf/pretrained/english_fonts): it loads, draws words of
+the documented size, the same seed gives the same image, and the CLIs use it without --workdir."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scrabblegan_tf import generate, pretrained
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return generate.load_generator(None)
+
+
+def test_model_folder_is_complete_and_small():
+    folder = pretrained.DEFAULT_MODEL
+    for name in ("config.json", "alphabet.json", pretrained.WEIGHTS_FILE, pretrained.CARD_MD,
+                 pretrained.CARD_JSON):
+        assert (folder / name).is_file(), name
+    assert (folder / pretrained.WEIGHTS_FILE).stat().st_size <= 25 * 2**20
+    card = json.loads((folder / pretrained.CARD_JSON).read_text())
+    assert {"data", "command", "iterations", "training minutes"} <= set(card)
+    assert "CER read by the evaluation HTR" in card["legibility (held-out words)"]
+
+
+def test_shapes_range_and_determinism(shipped):
+    gen, cfg, alphabet, path = shipped
+    assert path == str(pretrained.DEFAULT_MODEL / pretrained.WEIGHTS_FILE)
+    words = ["hello", "world", "Scrabble"]
+    a = generate.render(gen, alphabet, words, seeds=[7, 8, 9])
+    b = generate.render(gen, alphabet, words, seeds=[7, 8, 9])
+    assert [im.shape for im in a] == [(32, cfg.model.char_width * len(w)) for w in words]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    other = generate.render(gen, alphabet, words[:1], seeds=[70])[0]
+    assert np.abs(other.astype(int) - a[0].astype(int)).mean() > 2  # another style
+    # It writes: dark ink on light paper, not a uniform smudge.
+    assert all(im.min() < 80 and np.median(im) > 170 for im in a)
+
+
+def test_generate_cli_without_workdir(tmp_path):
+    out = tmp_path / "x.png"
+    proc = subprocess.run([sys.executable, "-m", "scrabblegan_tf.generate", "--text=hello world",
+                           "--num_styles=8", f"--out={out}"], cwd=REPO, capture_output=True,
+                          text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    img = np.asarray(Image.open(out))
+    cfg = json.loads((pretrained.DEFAULT_MODEL / "config.json").read_text())
+    cw = cfg["model"]["char_width"]
+    # 8 rows of 32 px with 4 px padding (imaging.grid), as wide as the text plus padding.
+    assert img.shape == (8 * 36 + 4, cw * len("hello world") + 8)
+    assert "english_fonts" in proc.stdout
+
+
+def test_export_main_without_workdir(tmp_path):
+    proc = subprocess.run([sys.executable, "export/export_main.py", f"--export_dir={tmp_path}",
+                           "--version=1"], cwd=REPO, capture_output=True, text=True, env=ENV,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "1" / "saved_model.pb").exists()
+    meta = json.loads((tmp_path / "1" / "assets.extra" / "scrabblegan_export.json").read_text())
+    assert meta["workdir"].endswith("english_fonts") and meta["checkpoint"].endswith("generator.npz")
