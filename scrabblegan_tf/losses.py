@@ -79,6 +79,13 @@ def balance_coefficient(grad_adv, grad_ctc, alpha=1.0, epsilon=1e-8):
     where the gradients are those of the adversarial and CTC losses w.r.t. the generated images. The
     generator then follows ``grad_adv + a * grad_ctc``, whose CTC part has ``alpha`` times the spread
     of the adversarial part. ``a`` is a constant for differentiation (stop-gradient).
+
+    On ``alpha``: the official code (``ScrabbleGAN_baseModel.backward_G``) calls backward three
+    times on the same graph, accumulating ``(L_adv + alpha L_ctc) + 2 (L_adv + a L_ctc)``, so its
+    G follows ``3 grad_adv + (alpha + 2a) grad_ctc``: with alpha = 1 the unbalanced CTC term
+    dominates, a CTC spread of ``(1 + 2a) / (3a)`` times the adversarial one: about 170 for
+    a = 0.002 (seen early in training here), 8 for a = 0.05 (seen later). The project's default alpha (30,
+    ``config.OptimConfig``) gives that ratio with the balanced formula and one backward pass.
     """
     a = alpha * _global_std(grad_adv) / (epsilon + _global_std(grad_ctc))
     return tf.stop_gradient(a)
