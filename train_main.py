@@ -26,8 +26,9 @@ flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.
 flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
 flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_enum("mixed_precision", None, ["auto", "mixed_float16", "mixed_bfloat16", "off"],
-                  "Mixed precision: auto = mixed_float16 with dynamic loss scaling on GPU, "
-                  "mixed_bfloat16 on CPU; off = float32 (the default).")
+                  "Mixed precision (default: the config's, auto): auto = mixed_float16 with "
+                  "dynamic loss scaling on GPU, mixed_bfloat16 on CPUs with AMX or AVX512-BF16, "
+                  "float32 elsewhere; off = float32.")
 flags.DEFINE_integer("max_bad_steps", None,
                      "Stop after this many consecutive iterations with non-finite losses or "
                      "gradients (0: never).")

@@ -110,3 +110,27 @@ class LegibilityMonitor:
         idx = np.unique(np.linspace(0, len(self.words) - 1, min(limit, len(self.words))).round()
                         .astype(int))
         return labelled_grid([images[i] for i in idx], [self.words[i] for i in idx])
+
+
+def save_images(path: str, images: Sequence[np.ndarray], words: Sequence[str]) -> str:
+    """The held-out images of one evaluation as .npz (``images`` uint8 [N, 32, W_max] padded with
+    white, ``widths`` [N], ``words``), so that any reader can read them later."""
+    import os
+
+    widths = np.asarray([im.shape[1] for im in images], np.int32)
+    h = max(im.shape[0] for im in images)
+    out = np.full((len(images), h, int(widths.max())), 255, np.uint8)
+    for i, im in enumerate(images):
+        out[i, : im.shape[0], : im.shape[1]] = im
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, images=out, widths=widths, words=np.asarray(list(words)))
+    os.replace(tmp, path)
+    return path
+
+
+def load_images(path: str) -> tuple[list[np.ndarray], list[str]]:
+    """The images (cropped to their widths) and words of ``save_images``."""
+    with np.load(path) as data:
+        images, widths, words = data["images"], data["widths"], [str(w) for w in data["words"]]
+    return [im[:, :w] for im, w in zip(images, widths)], words

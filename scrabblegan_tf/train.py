@@ -5,7 +5,9 @@
 - ``config.json`` (the resolved config) and ``alphabet.json``;
 - ``checkpoints/`` (``tf.train.CheckpointManager``: G, D, R, the three optimizers, the iteration
   counter ``step``, the fake-word/noise RNG state and the input iterator's position);
-- ``tb/`` TensorBoard scalars and sample images, ``samples/step_XXXXXXX.png`` sample grids.
+- ``tb/`` TensorBoard scalars and sample images, ``samples/step_XXXXXXX.png`` sample grids;
+- ``legibility.jsonl``, ``samples/heldout_XXXXXXX.png`` and ``heldout/step_XXXXXXX.npz``: the
+  legibility signal (``scrabblegan_tf.monitor``) and the held-out images it read.
 
 Running ``train`` again on the same workdir resumes from the latest checkpoint.
 """
@@ -633,6 +635,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             tf.summary.image("legibility", monitor.grid(images)[None, ..., None], max_outputs=1)
         path = imaging.save_png(monitor.grid(images),
                                 os.path.join(workdir, "samples", f"heldout_{step:07d}.png"))
+        monitor_lib.save_images(os.path.join(workdir, "heldout", f"step_{step:07d}.npz"), images,
+                                monitor.words)
         _append_jsonl(os.path.join(workdir, "legibility.jsonl"),
                       {"step": step, "minutes": round((time.time() - wall0) / 60.0, 2), **results})
         examples = ", ".join(f"{w!r}->{reads[k][i]!r}" for k in list(reads)[-1:]

@@ -74,6 +74,27 @@ def read_points(path: str) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def fill_htr_reads(points: list[dict], gan_dir: str, read, log=print) -> list[dict]:
+    """Points without ``cer_htr`` (the GAN trained without the HTR as a live reader, e.g. before
+    the HTR existed) get it from the held-out images that evaluation saved
+    (``heldout/step_N.npz``), read now: the same images, so the same figure."""
+    from scrabblegan_tf import metrics
+    from scrabblegan_tf.monitor import load_images
+
+    out = []
+    for p in points:
+        path = os.path.join(gan_dir, "heldout", f"step_{int(p['step']):07d}.npz")
+        if "cer_htr" not in p and os.path.exists(path):
+            images, words = load_images(path)
+            m = metrics.evaluate_texts(read(images), words)
+            p = {**p, "cer_htr": m["cer"], "wer_htr": m["wer"], "htr_read_after_training": True}
+        out.append(p)
+    missing = [p["step"] for p in out if "cer_htr" not in p]
+    if missing:
+        log(f"no HTR reading for iterations {missing} (no saved held-out images)")
+    return out
+
+
 def markdown_table(points: list[dict], cer_real: float) -> str:
     rows = ["| iteration | minutes | CER read by R | CER read by the HTR | WER (HTR) | legible |",
             "|---|---|---|---|---|---|"]
@@ -136,10 +157,12 @@ def run(s: Settings, log=print) -> dict:
     session_minutes = (time.time() - t0) / 60.0
 
     points = read_points(os.path.join(gan_dir, "legibility.jsonl"))
+    points = fill_htr_reads(points, gan_dir, read, log=log)
     first = first_legible(points, real["cer"])
     last = points[-1] if points else {}
     curve = plot.line_chart(
-        {"generated, read by the HTR": ([p["minutes"] for p in points], [p["cer_htr"] for p in points]),
+        {"generated, read by the HTR": ([p["minutes"] for p in points if "cer_htr" in p],
+                                        [p["cer_htr"] for p in points if "cer_htr" in p]),
          "generated, read by R": ([p["minutes"] for p in points], [p["cer_r"] for p in points])},
         references={f"real images, read by the HTR ({real['cer']:.3f})": real["cer"],
                     f"legible: CER <= {min(THRESHOLD, REAL_FACTOR * real['cer']):.3f}":
