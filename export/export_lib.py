@@ -11,7 +11,7 @@ Signatures (``keras.export.ExportArchive``; text handling inside the graph, so c
 UTF-8 strings):
 
 - ``serving_default(words: string [B], seeds: int64 [B])`` -> ``png_bytes`` string [B] (grayscale
-  PNG, 32 x 16*len(word), cropped to its own word), ``widths`` int32 [B], ``images`` float32
+  PNG, 32 x char_width*len(word), cropped to its own word), ``widths`` int32 [B], ``images`` float32
   [B, 32, max_width, 1] in [0, 1] (white = 1 beyond each width). Seed s gives the style
   ``generate.style_vectors([s], z_dim)``, the same as ``python -m scrabblegan_tf.generate --seed=s``.
 - ``generate_line(text: string [], seed: int64 [])`` -> ``png_bytes`` [], ``width`` [],

@@ -4,9 +4,10 @@
     python -m scrabblegan_tf.generate --workdir=runs/demo --text="hello world" --seed=7 --out=x.png
     python -m scrabblegan_tf.generate --workdir=runs/demo --text="Scrabble" --num_styles=8 --out=g.png
 
-One style (one z) for the whole text, spaces included: the PNG is 32 pixels high and 16 * len(text)
-wide. A style seed always gives the same z (``style_vectors``: stateless normal noise keyed by the
-seed, the same function the exported SavedModel uses), so the same seed gives the same image.
+One style (one z) for the whole text, spaces included: the PNG is 32 pixels high and
+``model.char_width`` * len(text) wide (16 in the paper geometry, 12 for the shipped model). A style
+seed always gives the same z (``style_vectors``: stateless normal noise keyed by the seed, the same
+function the exported SavedModel uses), so the same seed gives the same image.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
 
 
 def render(generator, alphabet: Alphabet, texts, seeds=None, z=None) -> list[np.ndarray]:
-    """uint8 [32, 16 * len(text)] images of ``texts``, one style per text (from ``seeds`` or ``z``)."""
+    """uint8 [32, char_width * len(text)] images of ``texts``, one style per text (from ``seeds`` or ``z``)."""
     from scrabblegan_tf import imaging
 
     texts = list(texts)

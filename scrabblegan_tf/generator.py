@@ -3,7 +3,8 @@
 z (z_dim = num_chunks x chunk) is split in chunks. Chunk 0 multiplies each character's filter from
 the filter bank (one filter per symbol), giving a [4, 4n, C0] map for n characters; chunks 1..k
 condition the norms of the k residual up-blocks; a norm, ReLU, 3x3 conv and tanh give a
-[32, 16n, 1] image in [-1, 1]. Columns beyond 16 * len of a shorter word are set to background
+[32, c n, 1] image in [-1, 1] (c = char_width: 16 with 4-column filters, 12 with 3-column ones).
+Columns beyond c * len of a shorter word are set to background
 (+1, white), and every block zeroes its padded columns, so with inference-mode norms a word's image
 does not depend on the other words of its batch.
 """
@@ -56,7 +57,7 @@ class Generator(keras.Model):
         self.out_conv = L.SNConv2D(1, 3, name="out_conv", **kw)
 
     def call(self, inputs, training=False):
-        """inputs: (ids int32 [B, n], lengths int32 [B], z float32 [B, z_dim]) -> [B, 32, 16n, 1]."""
+        """inputs: (ids int32 [B, n], lengths int32 [B], z float32 [B, z_dim]) -> [B, 32, char_width n, 1]."""
         ids, lengths, z = inputs
         ids = tf.cast(ids, tf.int32)
         lengths = tf.cast(lengths, tf.int32)

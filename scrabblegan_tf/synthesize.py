@@ -34,7 +34,8 @@ same settings skips the complete shards and writes the others, so an interrupted
 the shard in progress and never duplicates an example. A rerun with other settings (or another
 generator checkpoint) into the same ``out_dir`` is refused.
 
-Image width: G draws 16 pixels per character. ``--char_width=N`` resizes each word to N pixels per
+Image width: G draws ``model.char_width`` pixels per character (16 in the paper's geometry, 12 in
+the ``cpu`` preset). ``--char_width=N`` resizes each word to N pixels per
 character and ``--fixed_width=W`` to W pixels (Lanczos; height stays 32), to match a real dataset's
 geometry (DHSD's names are written into fixed boxes: every h32 image is 128 pixels wide).
 """

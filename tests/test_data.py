@@ -142,6 +142,25 @@ def test_keep_aspect_option_and_unlabeled_pipeline():
     assert sorted(capped["image_width"].tolist()) == [40, 64, 64]
 
 
+def test_width_jitter_scales_each_width_within_its_range():
+    """width_jitter (lo, hi): natural widths (100, 40, 65 as above) times a factor in [lo, hi);
+    a degenerate range gives exact values, max_width still caps; labels untouched."""
+    pairs = [(word_image(64, 200), "wide"), (word_image(32, 40), "narrow"), (word_image(50, 101), "odd")]
+    kw = dict(per_char_width=False, bucket_boundaries=())
+    double = all_batches(dataset(pairs), width_jitter=(2.0, 2.0), **kw)[0]
+    assert sorted(double["image_width"].tolist()) == [80, 130, 200]
+    capped = all_batches(dataset(pairs), width_jitter=(2.0, 2.0), max_width=150, **kw)[0]
+    assert sorted(capped["image_width"].tolist()) == [80, 130, 150]
+    seen = []
+    for seed in range(5):
+        b = all_batches(dataset(pairs), width_jitter=(0.75, 1.6), seed=seed, **kw)[0]
+        natural = {4: 100, 6: 40, 3: 65}
+        for w, n in zip(b["image_width"], b["label_length"]):
+            assert 0.75 * natural[int(n)] - 1 <= w <= 1.6 * natural[int(n)] + 1
+            seen.append(w / natural[int(n)])
+    assert max(seen) - min(seen) > 0.2  # the factors do vary
+
+
 def test_pixel_conversions_round_trip():
     values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     x = data.image_to_model(values)

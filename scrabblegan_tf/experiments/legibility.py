@@ -46,6 +46,7 @@ class Settings:
     htr_overrides: tuple[str, ...] = ()
     real_examples: int = 500
     model_out: str = ""
+    model_out_if_legible: bool = False  # write model_out only when the final point is legible
     title: str = ""
 
 
@@ -213,7 +214,11 @@ def run(s: Settings, log=print) -> dict:
         grid = os.path.join(gan_dir, "samples", f"heldout_{int(last['step']):07d}.png")
         if os.path.exists(grid):
             shutil.copyfile(grid, os.path.join(s.results_dir, "heldout.png"))
-    if s.model_out:
+    ship = bool(s.model_out) and (not s.model_out_if_legible or
+                                  (bool(last) and "cer_htr" in last and legible(last["cer_htr"], real["cer"])))
+    if s.model_out and not ship:
+        log(f"not writing {s.model_out}: the final generator is not legible by the criterion")
+    if ship:
         from scrabblegan_tf import pretrained
 
         card = {
@@ -262,7 +267,8 @@ def main(argv):
                  gan_overrides=tuple(f.gan_override), gan_steps=f.gan_steps,
                  htr_workdir=f.htr_workdir or "", htr_steps=f.htr_steps,
                  htr_overrides=tuple(f.htr_override), real_examples=f.real_examples,
-                 model_out=f.model_out or "", title=f.title or ""))
+                 model_out=f.model_out or "", model_out_if_legible=f.model_out_if_legible,
+                 title=f.title or ""))
 
 
 if __name__ == "__main__":
@@ -281,5 +287,7 @@ if __name__ == "__main__":
     flags.DEFINE_multi_string("htr_override", [], "HTRConfig field=value for the HTR trained here.")
     flags.DEFINE_integer("real_examples", 500, "Real eval images the HTR reads for the reference.")
     flags.DEFINE_string("model_out", None, "Write the trained G as a model folder here.")
+    flags.DEFINE_bool("model_out_if_legible", False, "Write --model_out only if the final "
+                      "generator meets the legibility criterion.")
     flags.DEFINE_string("title", None, "Title of the results.")
     app.run(main)

@@ -60,7 +60,7 @@ flags.DEFINE_integer("limit", 0, "evaluate/quality: use at most N examples of th
 flags.DEFINE_string("checkpoint", None, "evaluate/quality: HTR checkpoint (default: latest).")
 flags.DEFINE_string("gan_workdir", None, "quality: GAN training workdir.")
 flags.DEFINE_string("width", "auto", "quality: generated word width: auto (match the real split), "
-                    "native (16 px/char), char:N or fixed:W.")
+                    "native (the generator's char_width), char:N or fixed:W.")
 flags.DEFINE_integer("num_styles", 8, "quality: styles per word for diversity.")
 flags.DEFINE_integer("diversity_words", 16, "quality: words for diversity.")
 flags.DEFINE_bool("inception", True, "quality: also try the standard InceptionV3 FID.")
