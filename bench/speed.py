@@ -96,11 +96,11 @@ def _workdir(config: str, tmp: str) -> str:
 
     from scrabblegan_tf.alphabet import Alphabet
     from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.model_factory import make_generator
+    from scrabblegan_tf.model_factory import generator_for
 
     cfg = get_config(config)
     alphabet = Alphabet.preset("english")
-    gen = make_generator(cfg.model, alphabet.num_classes)
+    gen = generator_for(cfg.model, alphabet)
     gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
     path = os.path.join(tmp, config)
     os.makedirs(path, exist_ok=True)

@@ -69,7 +69,7 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
     import tensorflow as tf
 
     from scrabblegan_tf import pretrained
-    from scrabblegan_tf.model_factory import make_generator
+    from scrabblegan_tf.model_factory import generator_for
 
     if precision not in GENERATION_PRECISIONS:
         raise ValueError(f"precision={precision!r}: choose one of {GENERATION_PRECISIONS}")
@@ -78,7 +78,7 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
-        gen = make_generator(cfg.model, alphabet.num_classes)
+        gen = generator_for(cfg.model, alphabet)
         gen((np.ones((1, 1), np.int32), np.ones((1,), np.int32),
              np.zeros((1, cfg.model.z_dim), np.float32)))
     finally:

@@ -22,7 +22,10 @@ class Generator(keras.Model):
                  channels=(512, 256, 128, 64), upsample=((2, 2), (2, 2), (2, 1)),
                  base_height: int = 4, base_width: int = 4, init_std: float = 0.02,
                  sn_eps: float = 1e-8, bn_momentum: float = 0.9, bn_eps: float = 1e-5,
-                 name: str = "generator", **kwargs):
+                 gap_ids=(), name: str = "generator", **kwargs):
+        """``gap_ids``: symbols drawn as blank paper between words (the space): their columns are
+        treated like padding at every layer, so the letters on either side see a word boundary,
+        exactly as when each word is drawn alone with the same z, and the gap is white."""
         super().__init__(name=name, **kwargs)
         if len(upsample) != len(channels) - 1:
             raise ValueError("need one upsample factor per up-block (len(channels) - 1)")
@@ -32,6 +35,7 @@ class Generator(keras.Model):
         if z_dim % num_z_chunks:
             raise ValueError(f"z_dim={z_dim} not divisible by num_z_chunks={num_z_chunks}")
         self.num_classes = num_classes
+        self.gap_ids = tuple(int(i) for i in gap_ids)
         self.z_dim = z_dim
         self.num_z_chunks = num_z_chunks
         self.upsample = tuple(tuple(u) for u in upsample)
@@ -66,14 +70,17 @@ class Generator(keras.Model):
         # Ids at or beyond a word's length are padding, whatever the caller put there.
         n = tf.shape(ids)[1]
         ids = ids * tf.sequence_mask(lengths, n, dtype=tf.int32)
+        drawn = ids > 0  # [B, n]: symbols within the length that are not gaps
+        for g in self.gap_ids:
+            drawn &= ids != g
+        ids = ids * tf.cast(drawn, tf.int32)
         chunks = tf.split(z, self.num_z_chunks, axis=-1)
         x = self.filter_bank(ids, chunks[0], training=training)
-        width = n * self.base_width
-        col = lengths * self.base_width
-        valid = L.width_mask(col, width, cd)
+        span = self.base_width
+        valid = self._column_mask(drawn, span, cd)
         for block, (_, fw), zk in zip(self.blocks, self.upsample, chunks[1:]):
-            width, col = width * fw, col * fw
-            valid_out = L.width_mask(col, width, cd)
+            span *= fw
+            valid_out = self._column_mask(drawn, span, cd)
             x = block(x, valid, valid_out, zk, training=training)
             valid = valid_out
         x = tf.nn.relu(self.out_bn(x, valid, training=training)) * valid
@@ -81,6 +88,12 @@ class Generator(keras.Model):
         x = tf.tanh(tf.cast(self.out_conv(x, training=training), tf.float32))
         valid = tf.cast(valid, tf.float32)
         return x * valid + (1.0 - valid)
+
+    @staticmethod
+    def _column_mask(drawn, span: int, dtype):
+        """[B, 1, n * span, 1]: 1 on the columns of drawn symbols (``span`` columns each)."""
+        m = tf.repeat(tf.cast(drawn, dtype), span, axis=1)
+        return m[:, None, :, None]
 
     @property
     def blocks(self):

@@ -9,9 +9,10 @@ from scrabblegan_tf.generator import Generator
 from scrabblegan_tf.recognizer import Recognizer
 
 
-def make_generator(cfg: ModelConfig, num_classes: int) -> Generator:
+def make_generator(cfg: ModelConfig, num_classes: int, *, gap_ids=()) -> Generator:
     return Generator(
         num_classes=num_classes,
+        gap_ids=tuple(gap_ids),
         z_dim=cfg.z_dim,
         num_z_chunks=cfg.num_z_chunks,
         channels=cfg.scaled(cfg.g_channels),
@@ -23,6 +24,12 @@ def make_generator(cfg: ModelConfig, num_classes: int) -> Generator:
         bn_momentum=cfg.bn_momentum,
         bn_eps=cfg.bn_eps,
     )
+
+
+def generator_for(cfg: ModelConfig, alphabet) -> Generator:
+    """G for ``alphabet``: its space (when it has one) is drawn as a gap (``Generator.gap_ids``)."""
+    gaps = [alphabet.encode(" ")[0]] if " " in alphabet else []
+    return make_generator(cfg, alphabet.num_classes, gap_ids=gaps)
 
 
 def make_discriminator(cfg: ModelConfig) -> Discriminator:

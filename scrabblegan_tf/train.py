@@ -261,7 +261,7 @@ def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy:
     import keras
 
     from scrabblegan_tf.gan import ScrabbleGAN
-    from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
+    from scrabblegan_tf.model_factory import generator_for, make_discriminator, make_recognizer
 
     keras.utils.set_random_seed(cfg.run.seed)
     previous_policy = keras.mixed_precision.global_policy()
@@ -269,7 +269,7 @@ def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
         gan = ScrabbleGAN(
-            generator=make_generator(cfg.model, alphabet.num_classes),
+            generator=generator_for(cfg.model, alphabet),
             discriminator=make_discriminator(cfg.model),
             recognizer=make_recognizer(cfg.model, alphabet.num_classes),
             word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,

@@ -173,3 +173,27 @@ def test_bfloat16_generator_keeps_float32_variables_and_exact_white_padding(trai
     x = x.numpy()
     assert np.all(x[1, :, 32:] == 1.0) and np.all(np.abs(x) <= 1.0)
     assert np.std(x[1, :, :32]) > 0  # the word itself is drawn
+
+
+def test_a_space_is_a_gap_between_words_drawn_alone():
+    """gap_ids (the space): "ab cd" is "ab" and "cd" each drawn alone with the same z, with a white
+    character-wide gap between them (inference mode; training never sees spaces, the fake words
+    are letters only)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    space = ALPHABET.encode(" ")[0]
+    g = Generator(num_classes=NUM_CLASSES, z_dim=Z_DIM, channels=(16, 8, 8, 4), gap_ids=(space,))
+    z = tf.random.stateless_normal((1, Z_DIM), seed=(4, 2))
+    ids, lengths = ALPHABET.encode_batch(["ab cd", "ab", "cd"])
+    g((ids, lengths, tf.concat([z] * 3, 0)), training=True)  # move the norms' statistics
+    x = g((ids, lengths, tf.concat([z] * 3, 0)), training=False).numpy()
+    cw = g.char_width
+    np.testing.assert_allclose(x[0, :, : 2 * cw], x[1, :, : 2 * cw], atol=1e-5)
+    np.testing.assert_array_equal(x[0, :, 2 * cw: 3 * cw], 1.0)
+    np.testing.assert_allclose(x[0, :, 3 * cw: 5 * cw], x[2, :, : 2 * cw], atol=1e-5)
+    plain = Generator(num_classes=NUM_CLASSES, z_dim=Z_DIM, channels=(16, 8, 8, 4))
+    plain((ids[:1], lengths[:1], z))
+    plain.set_weights(g.get_weights())
+    y = plain((ids[:1], lengths[:1], z), training=False).numpy()
+    assert not np.allclose(y[0, :, 2 * cw: 3 * cw], 1.0)  # without gap_ids the space is drawn
