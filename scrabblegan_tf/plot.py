@@ -10,6 +10,18 @@ import numpy as np
 COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
 
 
+def _nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 (times a power of ten) times 5 that is >= x, so that the 5
+    axis intervals have round labels (51.3 -> 60, 7 -> 10)."""
+    import math
+
+    p = 10 ** math.floor(math.log10(x / 5))
+    for m in (1, 2, 2.5, 5, 10):
+        if 5 * m * p >= x:
+            return 5 * m * p
+    return 50 * p
+
+
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
                xlabel: str, ylabel: str, references: dict[str, float] | None = None,
                ymax: float | None = None, size=(720, 420)) -> np.ndarray:
@@ -24,7 +36,7 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, ti
     draw = ImageDraw.Draw(img)
     xs_all = [x for xs, _ in series.values() for x in xs] or [0.0, 1.0]
     ys_all = [y for _, ys in series.values() for y in ys] + list((references or {}).values())
-    x0, x1 = 0.0, max(max(xs_all), 1e-6)
+    x0, x1 = 0.0, _nice_ceiling(max(max(xs_all), 1e-6))
     y1 = ymax if ymax is not None else max(max(ys_all or [1.0]) * 1.05, 1e-6)
     y0 = 0.0
 

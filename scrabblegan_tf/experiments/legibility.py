@@ -45,9 +45,20 @@ class Settings:
     htr_steps: int = 4000
     htr_overrides: tuple[str, ...] = ()
     real_examples: int = 500
+    ordinary_words: int = 500
     model_out: str = ""
     model_out_if_legible: bool = False  # write model_out only when the final point is legible
     title: str = ""
+    command: str = ""  # the command line, for the model card
+
+
+def read_points_words(gan_dir: str) -> list[str]:
+    """The held-out words of the run's last saved evaluation."""
+    from scrabblegan_tf.monitor import load_images
+
+    folder = os.path.join(gan_dir, "heldout")
+    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return load_images(os.path.join(folder, files[-1]))[1] if files else []
 
 
 def legible(cer_htr: float, cer_real: float) -> bool:
@@ -177,6 +188,16 @@ def run(s: Settings, log=print) -> dict:
 
     gen = result.gan.generator
     alphabet = train_lib.resolve_alphabet(cfg)
+    # Ordinary words: the distinct texts of the eval split (letters only, as a user would ask for
+    # them), each in its own style, read by the HTR. Unlike the held-out words they may be among
+    # the fake-word targets, like any word a user asks for.
+    ordinary = sorted({t for t in real_texts if t.isalpha() and alphabet.can_encode(t)
+                       and 2 <= len(t) <= cfg.data.lexicon_max_len})[: s.ordinary_words]
+    ordinary_images = render(gen, alphabet, ordinary, seeds=[10_000 + i for i in range(len(ordinary))])
+    ordinary_m = metrics.evaluate_texts(read(ordinary_images), ordinary) if ordinary else {}
+    if ordinary_m:
+        log(f"the HTR reads {len(ordinary)} generated words of the {cfg.data.eval_split} split "
+            f"at CER {ordinary_m['cer']:.3f} (WER {ordinary_m['wer']:.3f})")
     hello = "hello world" if alphabet.can_encode("hello world") else "Hallo Welt"
     imaging.save_png(imaging.grid(render(gen, alphabet, [hello] * 8, seeds=list(range(8)))),
                      os.path.join(s.results_dir, "hello_world.png"))
@@ -188,6 +209,8 @@ def run(s: Settings, log=print) -> dict:
         "htr_minutes_this_session": round(htr_minutes, 1),
         "htr_reads_real": {"cer": real["cer"], "wer": real["wer"], "num": len(real_texts)},
         "final": last, "first_legible": first,
+        "eval_split_words": ({"cer": ordinary_m["cer"], "wer": ordinary_m["wer"],
+                              "num": len(ordinary)} if ordinary_m else None),
         "legible_threshold": min(THRESHOLD, REAL_FACTOR * real["cer"]),
         "points": points,
     }
@@ -204,6 +227,9 @@ def run(s: Settings, log=print) -> dict:
           f"**Verdict: {verdict}.** Final: CER {last.get('cer_htr', float('nan')):.3f} (HTR), "
           f"{last.get('cer_r', float('nan')):.3f} (R) at iteration {last.get('step')}, "
           f"{last.get('minutes', float('nan')):.1f} minutes.", "",
+          (f"Distinct letters-only words of the `{cfg.data.eval_split}` split ({len(ordinary)}, "
+           f"not held out: words a user might ask for), one style each, read by the same HTR: "
+           f"CER {ordinary_m['cer']:.3f}, WER {ordinary_m['wer']:.3f}." if ordinary_m else ""), "",
           markdown_table(points, real["cer"]), ""]
     with open(os.path.join(s.results_dir, "legibility.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
@@ -221,19 +247,29 @@ def run(s: Settings, log=print) -> dict:
     if ship:
         from scrabblegan_tf import pretrained
 
+        def r3(x):
+            return None if x is None else round(float(x), 3)
+
         card = {
             "title": f"ScrabbleGAN generator: {s.dataset} ({s.gan_config} preset)",
-            "data": f"{s.dataset} train split (real labelled images); fake words: "
-                    f"{cfg.data.lexicon} lexicon",
-            "command": f"python -m scrabblegan_tf.experiments.legibility (see {s.results_dir})",
-            "iterations": cfg.run.steps, "training minutes": last.get("minutes"),
-            "machine": _machine(), "precision": cfg.run.mixed_precision,
+            "data": f"{s.dataset} train split (real labelled images); fake words: the "
+                    f"'{cfg.data.lexicon}' lexicon of the alphabet ({alphabet.name})",
+            "command": s.command or "python -m scrabblegan_tf.experiments.legibility",
+            "iterations": cfg.run.steps, "training minutes": r3(last.get("minutes")),
+            "machine": _machine(),
+            "precision": train_lib.resolve_mixed_precision(cfg.run.mixed_precision)[0] or "float32",
             "legibility (held-out words)": {
-                "CER read by the evaluation HTR": last.get("cer_htr"),
-                "CER read by R": last.get("cer_r"),
-                "HTR CER on real images": real["cer"],
+                "held-out words": len(read_points_words(gan_dir)),
+                "CER read by the evaluation HTR": r3(last.get("cer_htr")),
+                "CER read by R": r3(last.get("cer_r")),
+                "HTR CER on real images": r3(real["cer"]),
+                "CER read by the HTR, words of the eval split (not held out)":
+                    r3(ordinary_m.get("cer")) if ordinary_m else None,
                 "verdict": verdict},
-            "config": f"config.json ({cfg.model.width_mult} width, char width {cfg.model.char_width})",
+            "evaluation HTR": f"{htr_dir} (step {htr_step}), trained on the real train split",
+            "config": f"config.json (width {cfg.model.width_mult}, {cfg.model.char_width} pixels per "
+                      f"character)",
+            "results": s.results_dir,
         }
         with open(os.path.join(gan_dir, "config.json"), encoding="utf-8") as fh:
             config_json = fh.read()
@@ -241,6 +277,14 @@ def run(s: Settings, log=print) -> dict:
         log(f"model folder: {s.model_out}")
     log(f"legibility: {verdict}; results in {s.results_dir}")
     return summary
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return "python -m scrabblegan_tf.experiments.legibility " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
 
 
 def _machine() -> str:
@@ -268,7 +312,7 @@ def main(argv):
                  htr_workdir=f.htr_workdir or "", htr_steps=f.htr_steps,
                  htr_overrides=tuple(f.htr_override), real_examples=f.real_examples,
                  model_out=f.model_out or "", model_out_if_legible=f.model_out_if_legible,
-                 title=f.title or ""))
+                 title=f.title or "", command=_command_line()))
 
 
 if __name__ == "__main__":
