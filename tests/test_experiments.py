@@ -55,7 +55,7 @@ def test_experiment_end_to_end_tiny(tmp_path):
     res = json.loads((results / "results.json").read_text())
     assert res["complete"]
     assert [(r["condition"], r["seed"], r["steps"]) for r in res["runs"]] == [
-        ("real", 0, 2), ("real+synthetic", 0, 2)]
+        ("real", 0, 2), ("real+synthetic", 0, 2), ("synthetic", 0, 2)]
     for r in res["runs"]:
         # The fake DHSD test split: 2 readable images.
         assert r["test"]["num_samples"] == 2 and 0.0 <= r["test"]["wer"] <= 1.0
@@ -72,10 +72,14 @@ def test_experiment_end_to_end_tiny(tmp_path):
     assert htr_cfg["synthetic_dir"].endswith("synthetic_6") and htr_cfg["synthetic_ratio"] == pytest.approx(0.375)
     real_cfg = json.loads((work / "htr" / "real" / "seed0" / "htr_config.json").read_text())
     assert real_cfg["synthetic_dir"] == "" and real_cfg["width_mult"] == 0.25
+    # HTG_HTR: the synthetic words alone.
+    only = json.loads((work / "htr" / "synthetic" / "seed0" / "htr_config.json").read_text())
+    assert only["synthetic_dir"].endswith("synthetic_6") and only["synthetic_ratio"] == 1.0
     q = res["quality"]
     assert q["inception_fid"]["status"] in ("ok", "unavailable") and np.isfinite(q["htr_frechet"])
     table = (results / "table.md").read_text()
     assert "| real only | 1 (0) |" in table and "htr_augmentation" in table
+    assert "| 6 synthetic only (HTG_HTR) | 1 (0) |" in table
     # samples.png: 2 test words (left real, right generated), 32-pixel rows.
     png = np.asarray(Image.open(results / "samples.png"))
     assert png.shape == (2 * (32 + 4) + 4, 2 * (128 + 4) + 4)

@@ -126,8 +126,11 @@ def test_two_workers_train_like_one_process_with_the_same_global_batch(tmp_path)
     for a, b in zip(_load(tmp_path / "w0_initial.npz"), start):  # same initialisation
         np.testing.assert_array_equal(a, b)
     moved = max(np.abs(a - s).max() for a, s in zip(wr, start))
+    # atol 5e-5: the conv biases that feed a batch norm have a zero gradient in exact arithmetic,
+    # so theirs is float rounding (~1e-9), which Adam (update ~ lr * g / (|g| + eps)) turns into
+    # steps of up to lr = 2e-4 whose signs depend on the reduction order (seen: 1.1e-5 apart).
     for a, b in zip(w0, wr):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
     assert moved > 1e-3
 
     # Only the chief wrote; the other worker's temporary checkpoint folder was deleted.
