@@ -60,11 +60,13 @@ GENERATION_PRECISIONS = ("float32", "bfloat16")
 
 
 def load_generator(workdir: str | None, checkpoint: str | None = None, *,
-                   precision: str = "float32"):
+                   precision: str = "float32", inference: bool = True):
     """(generator, config, alphabet, weights path) from a training workdir (latest checkpoint, or
     ``checkpoint``), a model folder (``scrabblegan_tf.pretrained``), or the default model when
     ``workdir`` is None. ``precision="bfloat16"``: G computes in bfloat16 (float32 weights and
-    output image; several times faster on CPUs with AMX or AVX512-BF16)."""
+    output image; several times faster on CPUs with AMX or AVX512-BF16). ``inference``: the
+    spectral norms are frozen (``layers.freeze_spectral_norm``: same images, less work per call);
+    False keeps G as trained (to save it again, e.g. as a model folder)."""
     import keras
     import tensorflow as tf
 
@@ -86,11 +88,16 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
     if pretrained.is_model_folder(workdir) and not checkpoint:
         path = os.path.join(workdir, pretrained.WEIGHTS_FILE)
         pretrained.load_weights(gen, path)
-        return gen, cfg, alphabet, path
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if not path:
-        raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
-    tf.train.Checkpoint(generator=gen).restore(path).expect_partial().assert_existing_objects_matched()
+    else:
+        path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+        if not path:
+            raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
+        tf.train.Checkpoint(generator=gen).restore(path).expect_partial() \
+            .assert_existing_objects_matched()
+    if inference:
+        from scrabblegan_tf.layers import freeze_spectral_norm
+
+        freeze_spectral_norm(gen)
     return gen, cfg, alphabet, path
 
 

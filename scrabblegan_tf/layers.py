@@ -79,9 +79,15 @@ class _SpectralNormMixin:
             aggregation="only_first_replica",
         )
 
+    sn_frozen = False  # set by freeze_spectral_norm: the kernel already holds W / sigma
+
     def normalized(self, kernel, training):
         """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype; one power iteration
         (u updated) in training."""
+        if self.sn_frozen:
+            if training:
+                raise RuntimeError(f"{self.name}: spectral norm frozen for inference; cannot train")
+            return tf.cast(kernel, self.compute_dtype)
         kernel = tf.cast(kernel, tf.float32)
         out_dim = kernel.shape[-1]
         w_mat = tf.reshape(kernel, (-1, out_dim))
@@ -207,6 +213,23 @@ class FilterBank(_SpectralNormMixin, keras.layers.Layer):
         feats = tf.reshape(feats, (-1, n, self.fh, self.fw, self.channels))
         feats = tf.transpose(feats, (0, 2, 1, 3, 4))  # [B, fh, n, fw, C]
         return tf.reshape(feats, (-1, self.fh, n * self.fw, self.channels))
+
+
+def freeze_spectral_norm(model) -> int:
+    """For inference only: replaces every spectrally normalised kernel of ``model`` by its
+    inference-mode value ``W / sigma`` (the same division the layer would do on every call, done
+    once) and marks the layers frozen, so a forward pass no longer runs the power iteration's
+    matrix products nor copies each kernel (for the paper G, ~24M weights per call). Outputs are
+    unchanged; the model must not be trained or saved as a training checkpoint afterwards. Returns
+    the number of layers frozen."""
+    count = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        if isinstance(layer, _SpectralNormMixin) and layer.built and not layer.sn_frozen:
+            value = tf.cast(layer.normalized(layer.kernel, training=False), tf.float32)
+            layer.kernel.assign(value)
+            layer.sn_frozen = True
+            count += 1
+    return count
 
 
 def width_mask(widths: tf.Tensor, total_width, dtype=tf.float32) -> tf.Tensor:

@@ -39,7 +39,13 @@ def _stored(v) -> np.ndarray:
 
 
 def save_weights(generator, path) -> str:
-    """G's weights as ``{variable path: array}`` in an .npz (trainable ones as float16)."""
+    """G's weights as ``{variable path: array}`` in an .npz (trainable ones as float16). A G whose
+    spectral norms were frozen for inference (``generate.load_generator``'s default) is refused:
+    its kernels hold W / sigma, which loading would divide by sigma again."""
+    if any(getattr(layer, "sn_frozen", False)
+           for layer in generator._flatten_layers(include_self=True, recursive=True)):  # pylint: disable=protected-access
+        raise ValueError("this generator's spectral norms are frozen for inference; load it with "
+                         "load_generator(..., inference=False) to save it")
     arrays = {v.path: _stored(v) for v in generator.weights}
     if len(arrays) != len(generator.weights):
         raise ValueError("two weights of G share a path")
@@ -101,7 +107,7 @@ def main(argv):
     f = flags.FLAGS
     if len(argv) > 1:
         raise SystemExit(f"Unexpected arguments: {argv[1:]}")
-    gen, _, _, path = load_generator(f.workdir, f.checkpoint)
+    gen, _, _, path = load_generator(f.workdir, f.checkpoint, inference=False)
     card = json.loads(pathlib.Path(f.card).read_text(encoding="utf-8")) if f.card else {}
     card.setdefault("checkpoint", os.path.basename(path))
     with open(os.path.join(f.workdir, "config.json"), encoding="utf-8") as fh:

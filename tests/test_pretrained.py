@@ -18,7 +18,9 @@ def test_model_folder_round_trip_renders_like_the_workdir(tmp_path):
     are stored as float16 (relative rounding 2^-11), so pixels agree within a few grey levels;
     batch-norm statistics and u vectors are float32 (exact)."""
     work = make_workdir(tmp_path / "run")
-    gen, cfg, alphabet, _ = generate.load_generator(work)
+    gen, cfg, alphabet, _ = generate.load_generator(work, inference=False)
+    with pytest.raises(ValueError, match="frozen"):
+        pretrained.save_weights(generate.load_generator(work)[0], tmp_path / "frozen.npz")
     out = pretrained.write_model_folder(gen, cfg.to_json(), alphabet.to_json(), tmp_path / "model",
                                         card={"title": "t", "iterations": 3, "x": {"a": 1}})
     assert pretrained.is_model_folder(out) and not pretrained.is_model_folder(work)
@@ -40,7 +42,7 @@ def test_model_folder_round_trip_renders_like_the_workdir(tmp_path):
 
 def test_wrong_weights_are_a_clear_error(tmp_path):
     work = make_workdir(tmp_path / "run")
-    gen, cfg, alphabet, _ = generate.load_generator(work)
+    gen, cfg, alphabet, _ = generate.load_generator(work, inference=False)
     path = tmp_path / "w.npz"
     pretrained.save_weights(gen, path)
     with np.load(path) as data:
@@ -77,3 +79,23 @@ def test_no_workdir_and_no_default_model_is_a_clear_error(monkeypatch, tmp_path)
     with pytest.raises(FileNotFoundError, match="no default model"):
         generate.resolve_model(None)
     assert generate.resolve_model("x") == "x"
+
+
+def test_frozen_spectral_norm_draws_the_same_images(tmp_path):
+    """layers.freeze_spectral_norm (load_generator's default): W / sigma computed once instead of
+    on every call; the images are the same (the same division, float32), and a frozen G refuses to
+    train."""
+    from scrabblegan_tf.layers import freeze_spectral_norm
+
+    work = make_workdir(tmp_path / "run")
+    live, _, alphabet, _ = generate.load_generator(work, inference=False)
+    frozen, _, _, _ = generate.load_generator(work)
+    a = generate.render(live, alphabet, ["hello", "ab"], seeds=[1, 2])
+    b = generate.render(frozen, alphabet, ["hello", "ab"], seeds=[1, 2])
+    for x, y in zip(a, b):
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
+    n = len([l for l in live._flatten_layers() if hasattr(l, "sn_u")])
+    assert freeze_spectral_norm(live) == n > 0 and freeze_spectral_norm(live) == 0
+    ids, lengths = alphabet.encode_batch(["ab"])
+    with pytest.raises(RuntimeError, match="frozen"):
+        frozen((ids, lengths, np.zeros((1, frozen.z_dim), np.float32)), training=True)
