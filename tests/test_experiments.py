@@ -125,6 +125,9 @@ def test_legibility_criterion_and_curve_helpers(tmp_path):
     from scrabblegan_tf.experiments import legibility as leg
 
     assert leg.legible(0.19, 0.1) and not leg.legible(0.21, 0.2) and not leg.legible(0.15, 0.07)
+    # Real handwriting (max_cer 1): only "within 2 x the real images' CER" (0.9 <= 2 x 0.5; 1.1 > 1.0).
+    assert leg.legible(0.9, 0.5, max_cer=1.0) and not leg.legible(1.1, 0.5, max_cer=1.0)
+    assert leg.bound(0.5) == 0.2 and leg.bound(0.5, max_cer=1.0) == 1.0 and leg.bound(0.04) == 0.08
     path = tmp_path / "legibility.jsonl"
     rows = [{"step": 500, "minutes": 5.0, "cer_r": 0.9, "cer_htr": 0.95, "wer_htr": 1.0},
             {"step": 1000, "minutes": 10.0, "cer_r": 0.3, "cer_htr": 0.5, "wer_htr": 0.9},

@@ -3,6 +3,7 @@ resume after an interruption without duplicates, settings check, width matching,
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -42,9 +43,12 @@ def load(out_dir):
     return builder, list(builder.as_dataset(split="train", shuffle_files=False).as_numpy_iterator())
 
 
-def test_writes_n_examples_tfds_reads_back(gan, lexicon, tmp_path):
+def test_writes_n_examples_tfds_reads_back(gan, lexicon, tmp_path, monkeypatch):
     out = tmp_path / "syn"
     bar = io.StringIO()
+    # tqdm redraws at most every 0.1 s by default, so which counts appear would depend on the machine's
+    # speed; redraw on every update to check the batch-by-batch counting itself.
+    monkeypatch.setattr(syn, "tqdm", functools.partial(syn.tqdm, mininterval=0, miniters=1))
     res = syn.synthesize(gan, str(out), num_words=10, lexicon=lexicon, shard_size=4, batch_size=3,
                          progress=True, progress_file=bar, log=lambda m: None)
     # The progress bar counts words batch by batch: shards of 4, 4, 2 in batches of <= 3 words.
