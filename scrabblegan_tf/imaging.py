@@ -37,6 +37,25 @@ def grid(images: list[np.ndarray], *, columns: int = 1, pad: int = 4) -> np.ndar
     return canvas
 
 
+# Fonts with Latin-1 and Latin Extended-A glyphs (umlauts, ß, accents) for captions; Pillow's
+# built-in default lacks them.
+CAPTION_FONTS = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                 "LiberationSans-Regular.ttf",
+                 "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
+
+
+def caption_font(size: int = 11):
+    """A PIL font for captions: the first of CAPTION_FONTS found, else Pillow's default."""
+    from PIL import ImageFont
+
+    for name in CAPTION_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default()
+
+
 def save_png(image: np.ndarray, path: str) -> str:
     """Writes a uint8 [H, W] or [H, W, 1] image atomically (temp file + rename)."""
     image = np.asarray(image)

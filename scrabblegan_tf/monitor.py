@@ -23,6 +23,7 @@ import numpy as np
 from scrabblegan_tf import metrics
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.htr.model import greedy_decode
+from scrabblegan_tf.imaging import caption_font
 
 # A reader: uint8 images [32, W] (0 ink, 255 paper) -> transcriptions.
 Reader = Callable[[list], list]
@@ -50,9 +51,9 @@ def labelled_grid(images: Sequence[np.ndarray], words: Sequence[str], *, label_w
                   pad: int = 4) -> np.ndarray:
     """uint8 grid, one row per image: the intended word in small print on the left, the image on
     its right (white canvas)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    font = ImageFont.load_default()
+    font = caption_font()
     if not label_width:
         label_width = 8 + max(int(np.ceil(font.getlength(w))) for w in words)
     h = max(im.shape[0] for im in images)

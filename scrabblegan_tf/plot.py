@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from scrabblegan_tf.imaging import caption_font
+
 COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
 
 
@@ -27,9 +29,9 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, ti
                ymax: float | None = None, size=(720, 420)) -> np.ndarray:
     """uint8 RGB [H, W, 3]: ``series`` {name: (xs, ys)} as lines with dots, ``references``
     {name: y} as dashed horizontal lines, a legend top right."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    font = ImageFont.load_default()
+    font = caption_font()
     w, h = size
     left, right, top, bottom = 60, 20, 36, 48
     img = Image.new("RGB", size, (255, 255, 255))
