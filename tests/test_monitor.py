@@ -65,3 +65,16 @@ def test_monitor_reads_every_word_with_every_reader():
     assert m.grid(images).shape[0] == 3 * 36 + 4
     with pytest.raises(ValueError, match="at least one"):
         monitor.LegibilityMonitor([], z=np.zeros((0, 8)), render=render)
+
+
+def test_caption_font_draws_umlauts():
+    """Captions of DHSD words (ä, ö, ü, ß) must not be drawn as the missing-glyph box that Pillow's
+    default font gives: "ß" and an unassigned code point (U+0378, always the box) differ."""
+    from scrabblegan_tf import imaging
+
+    font = imaging.caption_font()
+    if not hasattr(font, "path"):
+        pytest.skip(f"none of {imaging.CAPTION_FONTS} is installed (fonts-dejavu-core)")
+    box = np.asarray(font.getmask("\u0378"))
+    for ch in "äöüß":
+        assert not np.array_equal(np.asarray(font.getmask(ch)), box), ch
