@@ -32,10 +32,14 @@ def style_vectors(seeds, z_dim: int):
 
 
 def resolve_model(workdir: str | None) -> str:
-    """``workdir`` itself, or the shipped default model folder when it is None or empty."""
+    """``workdir`` itself; a shipped model's name (``german_dhsd``: a folder of
+    ``scrabblegan_tf/pretrained/``) when no such path exists; the default model when None or empty."""
     from scrabblegan_tf import pretrained
 
     if workdir:
+        shipped = pretrained.PRETRAINED_DIR / workdir
+        if not os.path.exists(workdir) and os.sep not in workdir and pretrained.is_model_folder(shipped):
+            return str(shipped)
         return workdir
     if not pretrained.is_model_folder(pretrained.DEFAULT_MODEL):
         raise FileNotFoundError(f"No --workdir given and no default model in {pretrained.DEFAULT_MODEL}")

@@ -78,8 +78,9 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, ti
             draw.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
         legend.append((name, color, False))
     ly = top + 4
+    text_width = max((font.getlength(name) for name, _, _ in legend), default=0)
+    lx = max(left, w - right - 24 - int(np.ceil(text_width)))  # wide enough for the longest name
     for name, color, dashed in legend:
-        lx = w - right - 190
         if dashed:
             draw.line([(lx, ly + 5), (lx + 6, ly + 5)], fill=color)
             draw.line([(lx + 12, ly + 5), (lx + 18, ly + 5)], fill=color)

@@ -79,10 +79,16 @@ def write_model_folder(generator, config_json: str, alphabet_json: str, out_dir,
     (out / "config.json").write_text(config_json, encoding="utf-8")
     (out / "alphabet.json").write_text(alphabet_json, encoding="utf-8")
     save_weights(generator, out / WEIGHTS_FILE)
+    write_card(out, card)
+    return out
+
+
+def write_card(out_dir, card: dict) -> None:
+    """``model_card.json`` and ``MODEL_CARD.md`` of a model folder from the card dict."""
+    out = pathlib.Path(out_dir)
     (out / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                                  encoding="utf-8")
     (out / CARD_MD).write_text(render_card(card), encoding="utf-8")
-    return out
 
 
 def render_card(card: dict) -> str:

@@ -145,3 +145,43 @@ def test_legibility_criterion_and_curve_helpers(tmp_path):
                             title="t", xlabel="x", ylabel="y", ymax=1.0, size=(300, 200))
     assert chart.shape == (200, 300, 3) and chart.dtype == np.uint8
     assert (chart != 255).any(axis=2).sum() > 500  # something was drawn
+
+
+def test_legibility_verdict_with_a_weak_reader_and_report_rewrite(tmp_path):
+    """An evaluation HTR that misreads real images at CER > 0.5 cannot decide legibility (2 x 0.64
+    bounds nothing): the verdict says so instead of "legible from iteration 500"; R's milestone is
+    the first point with R CER <= 0.20; --report_only rewrites legibility.md and the model card."""
+    from scrabblegan_tf import pretrained
+    from scrabblegan_tf.experiments import legibility as leg
+
+    points = [{"step": 500, "minutes": 1.1, "cer_r": 0.91, "cer_htr": 0.78, "wer_htr": 1.0},
+              {"step": 1000, "minutes": 2.2, "cer_r": 0.21, "cer_htr": 0.70, "wer_htr": 1.0},
+              {"step": 1500, "minutes": 3.3, "cer_r": 0.20, "cer_htr": 0.60, "wer_htr": 1.0}]
+    assert leg.first_legible(points, 0.64, max_cer=1.0)["step"] == 500  # 0.78 <= 1.28: vacuous
+    weak = leg.verdict(points, 0.64, max_cer=1.0)
+    assert weak.startswith("not decided by the evaluation HTR") and "0.640" in weak
+    assert "(met here)" in weak
+    assert leg.verdict(points, 0.05) == "not legible by the criterion within this run"
+    assert leg.verdict(points, 0.31, max_cer=1.0) == "legible from iteration 1500 (3.3 training minutes)"
+    assert leg.r_milestone(points) == "R reads them at CER <= 0.2 from iteration 1500 (3.3 minutes)"
+    assert leg.r_milestone(points[:2]).startswith("R never")
+
+    results = tmp_path / "results"
+    results.mkdir()
+    summary = {"dataset": "dhsd", "gan_config": "cpu", "gan_overrides": [], "gan_steps": 1500,
+               "htr": "htr/real", "htr_step": 3000, "htr_reads_real": {"cer": 0.64, "wer": 1.0, "num": 492},
+               "final": points[-1], "eval_split_words": None, "max_cer": 1.0, "points": points}
+    (results / "results.json").write_text(json.dumps(summary))
+    (results / "legibility.md").write_text("# Old title\n\nVerdict: legible from iteration 500\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    pretrained.write_card(model, {"title": "G", "legibility (held-out words)": {
+        "CER read by R": 0.2, "verdict": "legible from iteration 500 (1.1 training minutes)"}})
+    assert leg.rewrite_report(str(results), model_out=str(model), log=lambda *_: None) == weak
+    md = (results / "legibility.md").read_text()
+    assert md.startswith("# Old title\n") and "not decided by the evaluation HTR" in md
+    assert (results / "curve.png").stat().st_size > 1000
+    assert "| 1500 | 3.3 | 0.200 | 0.600 | 1.000 | yes |" in md and "iteration 500 (" not in md
+    card = json.loads((model / pretrained.CARD_JSON).read_text())["legibility (held-out words)"]
+    assert card["verdict"] == weak and card["CER read by R"] == 0.2 and "R milestone" in card
+    assert "not decided" in (model / pretrained.CARD_MD).read_text()

@@ -29,6 +29,11 @@ import numpy as np
 
 THRESHOLD = 0.20  # absolute CER bound of "legible" (the fonts criterion; --max_cer)
 REAL_FACTOR = 2.0  # and at most this times the HTR's CER on real images
+# An evaluation HTR that misreads more than this share of the characters of real images cannot
+# tell legible words from scribbles: with it, "within 2x of real" holds for almost anything, and
+# the report says so instead of calling the words legible.
+WEAK_READER_CER = 0.5
+R_MILESTONE = 0.20  # the report also gives the first iteration R reads at or below this CER
 
 
 @dataclasses.dataclass
@@ -82,6 +87,77 @@ def first_legible(points: list[dict], cer_real: float, max_cer: float = THRESHOL
     return None
 
 
+def first_below(points: list[dict], key: str, threshold: float) -> dict | None:
+    """The first evaluation point whose ``key`` (e.g. ``cer_r``) is at or below ``threshold``."""
+    for p in points:
+        if key in p and p[key] <= threshold:
+            return p
+    return None
+
+
+def verdict(points: list[dict], cer_real: float, max_cer: float = THRESHOLD) -> str:
+    """One sentence: when the words became legible by the criterion, or why the criterion says
+    nothing (an evaluation HTR that misreads real images at CER > ``WEAK_READER_CER``)."""
+    first = first_legible(points, cer_real, max_cer)
+    if cer_real > WEAK_READER_CER:
+        return (f"not decided by the evaluation HTR: it misreads real images at CER {cer_real:.3f} "
+                f"(> {WEAK_READER_CER:g}), so 'within {REAL_FACTOR:g}x of real' holds for almost any "
+                f"image ({'met' if first else 'not met'} here); judge by the pictures and by R")
+    if first:
+        return f"legible from iteration {first['step']} ({first['minutes']:.1f} training minutes)"
+    return "not legible by the criterion within this run"
+
+
+def r_milestone(points: list[dict]) -> str:
+    """When R first read the held-out words at CER <= ``R_MILESTONE`` (necessary, not sufficient)."""
+    p = first_below(points, "cer_r", R_MILESTONE)
+    return (f"R reads them at CER <= {R_MILESTONE:g} from iteration {p['step']} "
+            f"({p['minutes']:.1f} minutes)" if p else f"R never reads them at CER <= {R_MILESTONE:g}")
+
+
+def report_markdown(summary: dict, *, max_cer: float, title: str = "") -> str:
+    """legibility.md from the experiment's ``results.json`` summary."""
+    real = summary["htr_reads_real"]
+    points, last, ordinary = summary["points"], summary.get("final") or {}, summary.get("eval_split_words")
+    split = summary.get("eval_split", "test")
+    overrides = summary.get("gan_overrides") or []
+    nan = float("nan")
+    return "\n".join([
+        f"# {title or 'Legibility while training'}", "",
+        f"Dataset `{summary['dataset']}`, GAN preset `{summary['gan_config']}`"
+        + (f" with `{' '.join(overrides)}`" if overrides else "")
+        + f", {summary['gan_steps']} iterations. Evaluation HTR `{summary['htr']}` (step "
+        f"{summary['htr_step']}) reads {real['num']} real `{split}` images at CER {real['cer']:.3f}. "
+        f"Legible: HTR CER <= {max_cer:g} and <= {REAL_FACTOR:g} x {real['cer']:.3f}.", "",
+        f"**Verdict: {verdict(points, real['cer'], max_cer)}.** Final: CER "
+        f"{last.get('cer_htr', nan):.3f} (HTR), {last.get('cer_r', nan):.3f} (R) at iteration "
+        f"{last.get('step')}, {last.get('minutes', nan):.1f} minutes; {r_milestone(points)}.", "",
+        (f"Distinct letters-only words of the `{split}` split ({ordinary['num']}, not held out: "
+         f"words a user might ask for), one style each, read by the same HTR: CER "
+         f"{ordinary['cer']:.3f}, WER {ordinary['wer']:.3f}." if ordinary else ""), "",
+        markdown_table(points, real["cer"], max_cer), ""])
+
+
+def write_curve(summary: dict, path: str, *, max_cer: float, title: str = "") -> str:
+    """curve.png: CER of the held-out words against training minutes (both readers), the HTR's
+    CER on real images and the legibility bound (marked uninformative for a weak reader)."""
+    from scrabblegan_tf import imaging, plot
+
+    points, real = summary["points"], summary["htr_reads_real"]["cer"]
+    limit = bound(real, max_cer)
+    limit_name = (f"within {REAL_FACTOR:g}x real: CER <= {limit:.3f} (uninformative)"
+                  if real > WEAK_READER_CER else f"legible: CER <= {limit:.3f}")
+    curve = plot.line_chart(
+        {"generated, read by the HTR": ([p["minutes"] for p in points if "cer_htr" in p],
+                                        [p["cer_htr"] for p in points if "cer_htr" in p]),
+         "generated, read by R": ([p["minutes"] for p in points], [p["cer_r"] for p in points])},
+        references={f"real images, read by the HTR ({real:.3f})": real, limit_name: limit},
+        title=title or f"Legibility of held-out words while training ({summary['dataset']}, "
+                       f"{summary['gan_config']})",
+        xlabel="training minutes", ylabel="CER", ymax=1.0)
+    return imaging.save_png_rgb(curve, path)
+
+
 def read_points(path: str) -> list[dict]:
     """legibility.jsonl -> one dict per evaluation, the last one kept per step (resumed runs)."""
     if not os.path.exists(path):
@@ -117,7 +193,7 @@ def fill_htr_reads(points: list[dict], gan_dir: str, read, log=print) -> list[di
 
 
 def markdown_table(points: list[dict], cer_real: float, max_cer: float = THRESHOLD) -> str:
-    rows = ["| iteration | minutes | CER read by R | CER read by the HTR | WER (HTR) | legible |",
+    rows = ["| iteration | minutes | CER read by R | CER read by the HTR | WER (HTR) | meets the criterion |",
             "|---|---|---|---|---|---|"]
     for p in points:
         ok = legible(p["cer_htr"], cer_real, max_cer) if "cer_htr" in p else False
@@ -144,7 +220,7 @@ def ensure_htr(s: Settings, log=print) -> str:
 
 def run(s: Settings, log=print) -> dict:
     from scrabblegan_tf import config as config_lib
-    from scrabblegan_tf import imaging, metrics, plot
+    from scrabblegan_tf import imaging, metrics
     from scrabblegan_tf import train as train_lib
     from scrabblegan_tf.htr.data import real_uint8
     from scrabblegan_tf.htr.train import load_htr, read_uint8
@@ -181,15 +257,6 @@ def run(s: Settings, log=print) -> dict:
     points = fill_htr_reads(points, gan_dir, read, log=log)
     first = first_legible(points, real["cer"], s.max_cer)
     last = points[-1] if points else {}
-    curve = plot.line_chart(
-        {"generated, read by the HTR": ([p["minutes"] for p in points if "cer_htr" in p],
-                                        [p["cer_htr"] for p in points if "cer_htr" in p]),
-         "generated, read by R": ([p["minutes"] for p in points], [p["cer_r"] for p in points])},
-        references={f"real images, read by the HTR ({real['cer']:.3f})": real["cer"],
-                    f"legible: CER <= {bound(real['cer'], s.max_cer):.3f}": bound(real["cer"], s.max_cer)},
-        title=s.title or f"Legibility of held-out words while training ({s.dataset}, {s.gan_config})",
-        xlabel="training minutes", ylabel="CER", ymax=1.0)
-    imaging.save_png_rgb(curve, os.path.join(s.results_dir, "curve.png"))
 
     # Pictures from the final G (inference mode), as the CLIs see it.
     from scrabblegan_tf.generate import render
@@ -219,28 +286,15 @@ def run(s: Settings, log=print) -> dict:
         "final": last, "first_legible": first,
         "eval_split_words": ({"cer": ordinary_m["cer"], "wer": ordinary_m["wer"],
                               "num": len(ordinary)} if ordinary_m else None),
-        "legible_threshold": bound(real["cer"], s.max_cer),
-        "points": points,
+        "legible_threshold": bound(real["cer"], s.max_cer), "max_cer": s.max_cer,
+        "eval_split": cfg.data.eval_split, "points": points,
     }
     with open(os.path.join(s.results_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
-    verdict = (f"legible from iteration {first['step']} ({first['minutes']:.1f} training minutes)"
-               if first else "not legible by the criterion within this run")
-    md = [f"# {s.title or 'Legibility while training'}", "",
-          f"Dataset `{s.dataset}`, GAN preset `{s.gan_config}` "
-          + (f"with `{' '.join(s.gan_overrides)}`" if s.gan_overrides else "")
-          + f", {cfg.run.steps} iterations. Evaluation HTR `{htr_dir}` (step {htr_step}) reads "
-          f"{len(real_texts)} real `{cfg.data.eval_split}` images at CER {real['cer']:.3f}. "
-          f"Legible: HTR CER <= {s.max_cer:g} and <= {REAL_FACTOR:g} x {real['cer']:.3f}.", "",
-          f"**Verdict: {verdict}.** Final: CER {last.get('cer_htr', float('nan')):.3f} (HTR), "
-          f"{last.get('cer_r', float('nan')):.3f} (R) at iteration {last.get('step')}, "
-          f"{last.get('minutes', float('nan')):.1f} minutes.", "",
-          (f"Distinct letters-only words of the `{cfg.data.eval_split}` split ({len(ordinary)}, "
-           f"not held out: words a user might ask for), one style each, read by the same HTR: "
-           f"CER {ordinary_m['cer']:.3f}, WER {ordinary_m['wer']:.3f}." if ordinary_m else ""), "",
-          markdown_table(points, real["cer"], s.max_cer), ""]
+    write_curve(summary, os.path.join(s.results_dir, "curve.png"), max_cer=s.max_cer, title=s.title)
+    text = verdict(points, real["cer"], s.max_cer)
     with open(os.path.join(s.results_dir, "legibility.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(md))
+        f.write(report_markdown(summary, max_cer=s.max_cer, title=s.title))
     # The held-out words of the last evaluation, as the monitor drew them.
     if last:
         import shutil
@@ -273,7 +327,8 @@ def run(s: Settings, log=print) -> dict:
                 "HTR CER on real images": r3(real["cer"]),
                 "CER read by the HTR, words of the eval split (not held out)":
                     r3(ordinary_m.get("cer")) if ordinary_m else None,
-                "verdict": verdict},
+                "R milestone": r_milestone(points),
+                "verdict": text},
             "evaluation HTR": f"{htr_dir} (step {htr_step}), trained on the real train split",
             "config": f"config.json (width {cfg.model.width_mult}, {cfg.model.char_width} pixels per "
                       f"character)",
@@ -283,8 +338,40 @@ def run(s: Settings, log=print) -> dict:
             config_json = fh.read()
         pretrained.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
         log(f"model folder: {s.model_out}")
-    log(f"legibility: {verdict}; results in {s.results_dir}")
+    log(f"legibility: {text}; results in {s.results_dir}")
     return summary
+
+
+def rewrite_report(results_dir: str, *, max_cer: float | None = None, title: str = "",
+                   model_out: str = "", log=print) -> str:
+    """Rewrites ``legibility.md`` (and, with ``model_out``, the model card's verdict) from the
+    ``results.json`` of a finished experiment, without training: for a changed report format."""
+    from scrabblegan_tf import pretrained
+
+    with open(os.path.join(results_dir, "results.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    max_cer = summary.get("max_cer", THRESHOLD) if max_cer is None else max_cer
+    md_path = os.path.join(results_dir, "legibility.md")
+    if not title and os.path.exists(md_path):
+        with open(md_path, encoding="utf-8") as f:
+            first_line = f.readline()
+        title = first_line[2:].strip() if first_line.startswith("# ") else ""
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(report_markdown(summary, max_cer=max_cer, title=title))
+    write_curve(summary, os.path.join(results_dir, "curve.png"), max_cer=max_cer, title=title)
+    text = verdict(summary["points"], summary["htr_reads_real"]["cer"], max_cer)
+    if model_out:
+        card_path = os.path.join(model_out, pretrained.CARD_JSON)
+        with open(card_path, encoding="utf-8") as f:
+            card = json.load(f)
+        leg = card.setdefault("legibility (held-out words)", {})
+        leg.pop("verdict", None)
+        leg["R milestone"] = r_milestone(summary["points"])
+        leg["verdict"] = text
+        pretrained.write_card(model_out, card)
+        log(f"model card: {os.path.join(model_out, pretrained.CARD_MD)}")
+    log(f"legibility: {text}; {md_path}")
+    return text
 
 
 def _command_line() -> str:
@@ -314,6 +401,12 @@ def main(argv):
     f = flags.FLAGS
     if len(argv) > 1:
         raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+    if not f.report_only and not f.workdir:
+        raise SystemExit("--workdir is required (an experiment folder; resumes if it exists)")
+    if f.report_only:
+        rewrite_report(f.results_dir, max_cer=f.max_cer if f["max_cer"].present else None,
+                       title=f.title or "", model_out=f.model_out or "")
+        return
     run(Settings(workdir=f.workdir, results_dir=f.results_dir, dataset=f.dataset,
                  manual_dir=f.manual_dir, data_dir=f.data_dir, gan_config=f.gan_config,
                  gan_overrides=tuple(f.gan_override), gan_steps=f.gan_steps,
@@ -327,7 +420,8 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_string("workdir", None, "Experiment folder (htr/, gan/).", required=True)
+    flags.DEFINE_string("workdir", None, "Experiment folder (htr/, gan/); not needed with "
+                        "--report_only.")
     flags.DEFINE_string("results_dir", None, "Where the curve, table and pictures go.", required=True)
     flags.DEFINE_string("dataset", "handwriting_fonts", "datasets/<name>.")
     flags.DEFINE_string("manual_dir", None, "Manual dir of the dataset.")
@@ -345,4 +439,6 @@ if __name__ == "__main__":
     flags.DEFINE_bool("model_out_if_legible", False, "Write --model_out only if the final "
                       "generator meets the legibility criterion.")
     flags.DEFINE_string("title", None, "Title of the results.")
+    flags.DEFINE_bool("report_only", False, "Only rewrite legibility.md (and --model_out's model "
+                      "card verdict) from --results_dir/results.json; no training.")
     app.run(main)
