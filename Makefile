@@ -22,11 +22,10 @@ fonts:
 	fi
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt pyproject.toml
+.venv/.installed: constraints.txt pyproject.toml
 	python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 # Iterations of the demo training run (the cpu preset; its first 1,000 train R alone).

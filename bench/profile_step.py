@@ -17,12 +17,10 @@ import collections
 import glob
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def op_times(logdir: str) -> dict[str, float]:

@@ -26,15 +26,10 @@ import argparse
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # `export` is a package at the repository root
-    sys.path.insert(0, REPO)
 
 THROUGHPUT_WORDS = ("Scrabble", "hello", "handwriting", "the", "quick", "brown", "fox", "a")
 
@@ -59,8 +54,7 @@ def bench_config(name: str, args) -> list[dict]:
     import tensorflow as tf
     from PIL import Image
 
-    from export import export_lib
-    from scrabblegan_tf import imaging
+    from scrabblegan_tf.serving import export_lib
     from scrabblegan_tf.alphabet import Alphabet
     from scrabblegan_tf.config import get_config
     from scrabblegan_tf.generate import render, style_vectors

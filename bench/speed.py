@@ -24,13 +24,10 @@ import json
 import os
 import platform
 import resource
-import sys
 import tempfile
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PRECISIONS = {"float32": "", "bfloat16": "mixed_bfloat16"}
 
@@ -136,8 +133,7 @@ def bench_generate(workdir: str, config: str, precision: str, batch: int, word_l
 def bench_latency(workdir: str, config: str, precision: str, calls: int, tmp: str) -> dict:
     import tensorflow as tf
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from export import export_lib
+    from scrabblegan_tf.serving import export_lib
 
     path, _ = export_lib.export_from_workdir(workdir, os.path.join(tmp, f"export_{config}_{precision}"),
                                              version=1, precision=precision)

@@ -24,7 +24,10 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATASETS_DIR = REPO_ROOT / "datasets"
+# An installed wheel carries datasets/ as package data in scrabblegan_tf/_datasets (pyproject.toml);
+# a checkout (editable install, Bazel, tests) reads <repo>/datasets.
+PACKAGED_DATASETS_DIR = pathlib.Path(__file__).resolve().parent / "_datasets"
+DATASETS_DIR = PACKAGED_DATASETS_DIR if PACKAGED_DATASETS_DIR.is_dir() else REPO_ROOT / "datasets"
 MODULE_PREFIX = "scrabblegan_datasets"
 H32_SUFFIX = "_h32"
 

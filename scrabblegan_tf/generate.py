@@ -12,12 +12,12 @@ function the exported SavedModel uses), so the same seed gives the same image.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.cli import UserError
 from scrabblegan_tf.config import Config
 
 
@@ -125,12 +125,13 @@ def main(argv):
 
     f = flags.FLAGS
     if len(argv) > 1:
-        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+        raise UserError(f"unexpected arguments: {argv[1:]}")
     gen, _, alphabet, path = load_generator(f.workdir, f.checkpoint, precision=f.precision)
     bad = alphabet.unknown(f.text)
     if not f.text or bad:
-        raise SystemExit(f"Cannot render {f.text!r}: " + (
-            f"characters outside the {alphabet.name} alphabet: {bad}" if bad else "empty text"))
+        raise UserError(f"cannot render {f.text!r}: " + (
+            f"characters outside the {alphabet.name} alphabet: {' '.join(map(repr, bad))}"
+            if bad else "empty text"))
     seeds = [f.seed + i for i in range(f.num_styles)]
     images = render(gen, alphabet, [f.text] * f.num_styles, seeds=seeds)
     out = imaging.save_png(images[0] if f.num_styles == 1 else imaging.grid(images), f.out)
@@ -152,8 +153,12 @@ def _define_flags():
                       "G's compute precision (the image is float32 either way).")
 
 
-if __name__ == "__main__":
-    from absl import app
+def run(argv=None):
+    """The ``scrabblegan-generate`` command."""
+    from scrabblegan_tf import cli
 
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags, argv)
+
+
+if __name__ == "__main__":
+    run()

@@ -112,7 +112,9 @@ def main(argv):
 
     f = flags.FLAGS
     if len(argv) > 1:
-        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+        from scrabblegan_tf.cli import UserError
+
+        raise UserError(f"unexpected arguments: {argv[1:]}")
     gen, _, _, path = load_generator(f.workdir, f.checkpoint, inference=False)
     card = json.loads(pathlib.Path(f.card).read_text(encoding="utf-8")) if f.card else {}
     card.setdefault("checkpoint", os.path.basename(path))
@@ -125,11 +127,21 @@ def main(argv):
     print(f"wrote {out} ({size / 2**20:.1f} MiB of weights, from {path})")
 
 
-if __name__ == "__main__":
-    from absl import app, flags
+def _define_flags():
+    from absl import flags
 
     flags.DEFINE_string("workdir", None, "Training workdir to take G from.", required=True)
     flags.DEFINE_string("checkpoint", None, "Checkpoint (default: the latest).")
     flags.DEFINE_string("out", None, "Model folder to write.", required=True)
     flags.DEFINE_string("card", None, "JSON file with the model card's fields.")
-    app.run(main)
+
+
+def run(argv=None):
+    """The ``scrabblegan-model`` command."""
+    from scrabblegan_tf import cli
+
+    cli.run(main, _define_flags, argv)
+
+
+if __name__ == "__main__":
+    run()

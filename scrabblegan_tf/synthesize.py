@@ -283,7 +283,9 @@ def main(argv):
 
     f = flags.FLAGS
     if len(argv) > 1:
-        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+        from scrabblegan_tf.cli import UserError
+
+        raise UserError(f"unexpected arguments: {argv[1:]}")
     synthesize(f.workdir, f.out_dir, num_words=f.num_words, lexicon=f.lexicon,
                shard_size=f.shard_size, batch_size=f.batch_size, seed=f.seed,
                char_width=f.char_width, fixed_width=f.fixed_width, max_len=f.max_len,
@@ -314,8 +316,12 @@ def _define_flags():
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "G's compute precision.")
 
 
-if __name__ == "__main__":
-    from absl import app
+def run(argv=None):
+    """The ``scrabblegan-synthesize`` command."""
+    from scrabblegan_tf import cli
 
-    _define_flags()
-    app.run(main)
+    cli.run(main, _define_flags, argv)
+
+
+if __name__ == "__main__":
+    run()

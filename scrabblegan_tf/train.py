@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scrabblegan_tf import progress
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.config import DATASET_ALPHABETS, DEFAULT_WORD_LISTS, Config
 
@@ -688,7 +689,6 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
                 now = time.perf_counter()
                 rate = (step - last_step) / max(now - last_t, 1e-9) if step > last_step else 0.0
                 overall = (step - start_step - 1) / max(now - t0, 1e-9)
-                eta = (cfg.run.steps - step) / overall if overall > 0 else 0.0
                 with writer.as_default(step=step):
                     for k, v in metrics.items():
                         tf.summary.scalar(k, v)
@@ -696,7 +696,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
                 shown = {k: v for k, v in metrics.items()
                          if not (step <= cfg.optim.r_warmup_steps and k not in ("r_ctc", "ctc_inf"))}
                 log(f"step {step}/{cfg.run.steps}  {rate:.2f} it/s  "
-                    f"{rate * images_per_iter:.1f} img/s  ETA {_duration(eta)}  "
+                    f"{rate * images_per_iter:.1f} img/s  ETA {progress.eta(step, cfg.run.steps, overall)}  "
                     + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
                 last_t, last_step = now, step
             if step % cfg.run.sample_every == 0:
@@ -725,13 +725,6 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     log(f"{'stopped' if interrupted else 'done'}: step {step}, {ips:.1f} real images/s")
     return TrainResult(step=step, metrics=metrics, images_per_s=ips, interrupted=interrupted,
                        gan=gan)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def _append_jsonl(path: str, entry: dict) -> None:

@@ -1,4 +1,4 @@
-"""The TF Serving client (export/client.py) against in-process stand-ins of tensorflow_model_server
+"""The TF Serving client (scrabblegan_tf/serving/client.py, export/client.py) against in-process stand-ins of tensorflow_model_server
 that answer like it does, with the exported SavedModel loaded in this process: a REST server
 (http.server on 127.0.0.1: ``/v1/models/<name>:predict``, columnar ``inputs``, ``*_bytes`` outputs
 as ``{"b64": ...}``, errors as HTTP 400 + ``{"error": ...}``) and a gRPC PredictionService
@@ -29,13 +29,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from export_helpers import make_workdir
+from scrabblegan_tf.serving import client, export_lib
 
-from export import client, export_lib  # noqa: E402
-from scrabblegan_tf.alphabet import Alphabet  # noqa: E402
-from export_helpers import make_workdir  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 MODEL = "scrabblegan"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

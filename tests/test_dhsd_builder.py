@@ -9,7 +9,6 @@ import csv
 import importlib.util
 import pathlib
 import sys
-import tempfile
 import unicodedata
 from unittest import mock
 

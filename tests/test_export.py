@@ -1,4 +1,4 @@
-"""Export of G as a TF Serving SavedModel (export/export_lib.py, export/export_main.py).
+"""Export of G as a TF Serving SavedModel (scrabblegan_tf/serving/export_lib.py, export/export_main.py).
 
 One untrained smoke workdir (config.json, alphabet.json, a checkpoint of G after two training-mode
 calls, so the norms' moving statistics are not 0 / 1) is exported once through the CLI with
@@ -22,14 +22,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `export` is a package at the repository root (export/__init__.py)
-    sys.path.insert(0, str(REPO))
+from export_helpers import make_workdir
+from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.generate import load_generator, render, style_vectors
+from scrabblegan_tf.serving import export_lib
 
-from export import export_lib  # noqa: E402
-from export_helpers import make_workdir  # noqa: E402
-from scrabblegan_tf.alphabet import Alphabet  # noqa: E402
-from scrabblegan_tf.generate import load_generator, render, style_vectors  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 MAX_LEN = 12  # --max_text_length of the CLI export
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -140,8 +138,9 @@ def test_cli_never_overwrites_a_version(exported):
     before = (exported["version"] / "saved_model.pb").stat()
     proc = export_cli(f"--workdir={exported['workdir']}", f"--export_dir={exported['export_dir']}",
                       "--version=1")
-    assert proc.returncode == 1
-    assert "Version 1 exists already" in proc.stderr and "never overwritten" in proc.stderr
+    assert proc.returncode == 2  # bad input: one line, no traceback (scrabblegan_tf.cli)
+    assert proc.stderr.startswith("error: Version 1 exists already") and proc.stderr.count("\n") == 1
+    assert "never overwritten" in proc.stderr
     after = (exported["version"] / "saved_model.pb").stat()
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
     assert sorted(os.listdir(exported["export_dir"])) == ["1", "models.config"]

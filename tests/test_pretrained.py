@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from scrabblegan_tf import generate, pretrained
 from export_helpers import make_workdir

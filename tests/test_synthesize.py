@@ -7,18 +7,14 @@ import functools
 import io
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf import config as config_lib
 from scrabblegan_tf import synthesize as syn
-from scrabblegan_tf import train as train_lib
 
 from gan_helpers import DHSD_DUMMY, REPO, make_tiny_gan  # noqa: F401
 

@@ -185,7 +185,9 @@ def test_train_main_end_to_end_resume_and_generate(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(again)), im)  # same seed, same image
     bad = run(["-m", "scrabblegan_tf.generate", f"--workdir={work}", "--text=h€llo",
                f"--out={tmp_path / 'bad.png'}"])
-    assert bad.returncode != 0 and "€" in (bad.stderr + bad.stdout)
+    # Bad input: exit status 2 and one line naming the character, no traceback, no TF start-up noise.
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert bad.stderr.startswith("error: cannot render 'h€llo': characters outside") and "€" in bad.stderr
 
 
 def test_checkpoints_hold_every_model_weight(tmp_path):

@@ -25,7 +25,6 @@ import json
 import os
 import time
 
-import numpy as np
 
 THRESHOLD = 0.20  # absolute CER bound of "legible" (the fonts criterion; --max_cer)
 REAL_FACTOR = 2.0  # and at most this times the HTR's CER on real images
@@ -398,11 +397,13 @@ def _machine() -> str:
 def main(argv):
     from absl import flags
 
+    from scrabblegan_tf.cli import UserError
+
     f = flags.FLAGS
     if len(argv) > 1:
-        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
+        raise UserError(f"unexpected arguments: {argv[1:]}")
     if not f.report_only and not f.workdir:
-        raise SystemExit("--workdir is required (an experiment folder; resumes if it exists)")
+        raise UserError("--workdir is required (an experiment folder; resumes if it exists)")
     if f.report_only:
         rewrite_report(f.results_dir, max_cer=f.max_cer if f["max_cer"].present else None,
                        title=f.title or "", model_out=f.model_out or "")
@@ -417,8 +418,8 @@ def main(argv):
                  title=f.title or "", command=_command_line()))
 
 
-if __name__ == "__main__":
-    from absl import app, flags
+def _define_flags():
+    from absl import flags
 
     flags.DEFINE_string("workdir", None, "Experiment folder (htr/, gan/); not needed with "
                         "--report_only.")
@@ -441,4 +442,14 @@ if __name__ == "__main__":
     flags.DEFINE_string("title", None, "Title of the results.")
     flags.DEFINE_bool("report_only", False, "Only rewrite legibility.md (and --model_out's model "
                       "card verdict) from --results_dir/results.json; no training.")
-    app.run(main)
+
+
+def run_cli(argv=None):
+    """``python -m scrabblegan_tf.experiments.legibility``."""
+    from scrabblegan_tf import cli
+
+    cli.run(main, _define_flags, argv)
+
+
+if __name__ == "__main__":
+    run_cli()

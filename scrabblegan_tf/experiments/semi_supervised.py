@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+
+from scrabblegan_tf.cli import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("baseline", None, "GAN workdir trained without the unlabeled stream.")
@@ -79,10 +81,10 @@ def table(results: dict) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise UserError(f"Unexpected arguments: {argv[1:]}")
     for name in ("baseline", "semi", "htr_workdir"):
         if not getattr(FLAGS, name):
-            raise app.UsageError(f"--{name} is required")
+            raise UserError(f"--{name} is required")
     results = compare(FLAGS.baseline, FLAGS.semi, FLAGS.htr_workdir, dataset=FLAGS.dataset,
                       split=FLAGS.split, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
                       num_images=FLAGS.num_images)
@@ -95,5 +97,12 @@ def main(argv):
     print(md)
 
 
+def run(argv=None):
+    """``python -m scrabblegan_tf.experiments.semi_supervised``."""
+    from scrabblegan_tf import cli
+
+    cli.run(main, None, argv)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -12,6 +12,14 @@ Modules: ``model`` (``CRNN``, ``greedy_decode``), ``config`` (``HTRConfig``: eve
 """
 
 from scrabblegan_tf.htr.config import HTRConfig
-from scrabblegan_tf.htr.model import CRNN, greedy_decode
 
 __all__ = ["CRNN", "HTRConfig", "greedy_decode"]
+
+
+def __getattr__(name):
+    # The model (and TensorFlow) load on first use, so that the CLI starts quietly (scrabblegan_tf.cli).
+    if name in ("CRNN", "greedy_decode"):
+        from scrabblegan_tf.htr import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

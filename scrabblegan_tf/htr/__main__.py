@@ -18,8 +18,9 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from scrabblegan_tf.cli import UserError
 from scrabblegan_tf.htr.config import HTRConfig
 
 FLAGS = flags.FLAGS
@@ -90,7 +91,7 @@ def parse_width(spec: str) -> dict | None:
     if kind in ("char", "fixed") and value.isdigit() and int(value) > 0:
         return {"char_width": int(value) if kind == "char" else None,
                 "fixed_width": int(value) if kind == "fixed" else None}
-    raise app.UsageError(f"--width must be auto, native, char:N or fixed:W; got {spec!r}")
+    raise UserError(f"--width must be auto, native, char:N or fixed:W; got {spec!r}")
 
 
 def cmd_train():
@@ -119,7 +120,7 @@ def cmd_evaluate():
 
 def cmd_quality():
     if not FLAGS.gan_workdir:
-        raise app.UsageError("quality needs --gan_workdir")
+        raise UserError("quality needs --gan_workdir")
     from scrabblegan_tf import quality
     from scrabblegan_tf.generate import load_generator
     from scrabblegan_tf.htr.data import real_uint8
@@ -151,10 +152,10 @@ def cmd_quality():
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: python -m scrabblegan_tf.htr {'|'.join(COMMANDS)} --workdir=... "
-                             f"[flags]; got {argv[1:]}")
+        raise UserError(f"usage: scrabblegan-htr {'|'.join(COMMANDS)} --workdir=... [flags]; "
+                        f"got {argv[1:]}")
     if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required")
+        raise UserError("--workdir is required")
     if argv[1] == "train":
         cmd_train()
         return
@@ -165,5 +166,12 @@ def main(argv):
     print(text)
 
 
+def run(argv=None):
+    """The ``scrabblegan-htr`` command."""
+    from scrabblegan_tf import cli
+
+    cli.run(main, None, argv)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

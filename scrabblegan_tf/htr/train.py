@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from scrabblegan_tf import progress
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.htr.config import HTRConfig
 
@@ -263,7 +264,8 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
             rate = (step - last_step) / max(now - last_t, 1e-9)
             last = {"step": step, "loss": float(np.mean(losses_acc)), "steps_per_s": rate,
                     "lr": float(schedule(step)), "infeasible": infeasible_acc}
-            log(f"step {step}/{cfg.steps}  {rate:.2f} steps/s  loss {last['loss']:.4f}  "
+            log(f"step {step}/{cfg.steps}  {rate:.2f} steps/s  ETA {progress.eta(step, cfg.steps, rate)}  "
+                f"loss {last['loss']:.4f}  "
                 f"lr {last['lr']:.2e}" + (f"  ({infeasible_acc} infeasible labels)" if infeasible_acc else ""))
             record(last)
             losses_acc, infeasible_acc = [], 0

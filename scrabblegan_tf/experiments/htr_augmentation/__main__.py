@@ -9,9 +9,10 @@ from __future__ import annotations
 import shlex
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from scrabblegan_tf import config as config_lib
+from scrabblegan_tf.cli import UserError
 from scrabblegan_tf.experiments.htr_augmentation.experiment import (ExperimentSettings, Interrupted,
                                                                     run)
 
@@ -55,14 +56,14 @@ def build_settings() -> ExperimentSettings:
     try:
         overrides = HTRConfig.parse_overrides(FLAGS.htr_override)
     except ValueError as e:
-        raise app.UsageError(f"--htr_override: {e}") from None
+        raise UserError(f"--htr_override: {e}") from None
     s.htr_overrides = overrides
     return s
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise UserError(f"Unexpected arguments: {argv[1:]}")
     command = "python -m scrabblegan_tf.experiments.htr_augmentation " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
     try:
@@ -74,5 +75,12 @@ def main(argv):
         sys.exit(EXIT_SIGTERM)
 
 
+def run_cli(argv=None):
+    """``python -m scrabblegan_tf.experiments.htr_augmentation``."""
+    from scrabblegan_tf import cli
+
+    cli.run(main, None, argv)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run_cli()

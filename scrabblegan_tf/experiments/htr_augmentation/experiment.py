@@ -36,7 +36,6 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 
 CONDITIONS = ("real", "real+synthetic", "synthetic")
 
