@@ -149,6 +149,9 @@ class ExportConfig:
     # Longest text one signature call accepts, in symbols (after NFC): bounds the memory of a
     # request (the paper G's activations grow by about 1.2 MB per symbol and word).
     max_text_length: int = 64
+    # Most words (or lines) one call accepts: bounds a request's memory too (10,000 words of 64
+    # symbols would need tens of GB of activations).
+    max_batch_size: int = 256
 
 
 @dataclass
@@ -175,7 +178,7 @@ class Config:
             for k, v in values.items():
                 if k not in _field_names(sub):
                     raise ValueError(f"Unknown config key {section}.{k}")
-                setattr(sub, k, _coerce(getattr(sub, k), v, f"{section}.{k}"))
+                setattr(sub, k, coerce(getattr(sub, k), v, f"{section}.{k}"))
         return cfg
 
     @classmethod
@@ -226,11 +229,11 @@ def _parse(current: Any, raw: str, key: str) -> Any:
             value = json.loads(raw)
         except json.JSONDecodeError:
             raise ValueError(f"{key}: cannot parse {raw!r}") from None
-        return _coerce(current, value, key)
+        return coerce(current, value, key)
     return raw
 
 
-def _coerce(current: Any, value: Any, key: str) -> Any:
+def coerce(current: Any, value: Any, key: str) -> Any:
     """``value`` converted to the type of ``current``; a ValueError naming ``key`` otherwise."""
     if isinstance(current, tuple):
         if not isinstance(value, (list, tuple)):

@@ -18,15 +18,9 @@ geometry of generated ones. Texts that are empty, longer than ``max_label_len`` 
 outside the alphabet are filtered out in the graph; ``count_unencodable`` counts them (and names the
 characters) on the Python side so that training can warn.
 
-Text encoding happens in the graph, with no Python in the hot path: ``tf.strings.unicode_decode`` to
-code points, then a dense code-point -> id table (a constant ``tf.gather``, -1 for unknown code
-points). A constant is used instead of a ``tf.lookup.StaticHashTable`` because resource-free pipelines
-can be checkpointed (the trainer checkpoints its iterator) and distributed without special handling.
-TensorFlow has no in-graph Unicode normalisation (``tf.strings`` offers no ``unicode_normalize``; it
-lives in tensorflow_text), so texts are composed for the alphabet's own symbols: every symbol whose
-NFD form differs (``é`` = ``e`` + U+0301) has its decomposed form replaced by the symbol, only for texts
-that contain a combining mark. This matches ``Alphabet.encode`` (full NFC) for every text made of
-alphabet symbols; any other text is unencodable either way.
+Text encoding happens in the graph, with no Python in the hot path: ``text_encoder.TextEncoder``
+(the same encoder as the exported SavedModel; NFC for the alphabet's symbols, a constant code point
+-> id table, no lookup resource, so that the trainer can checkpoint its iterator).
 
 Batches are formed with ``bucket_by_sequence_length`` (on label length for labelled pipelines, on image
 width for unlabeled ones) to cut padding.
@@ -35,79 +29,22 @@ width for unlabeled ones) to cut padding.
 from __future__ import annotations
 
 import collections
-import re
 import unicodedata
 from typing import Iterable, Sequence
 
-import numpy as np
 import tensorflow as tf
 
+from scrabblegan_tf import pixels
 from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.text_encoder import TextEncoder
 
 AUTOTUNE = tf.data.AUTOTUNE
-PAPER = 1.0  # white, in model units
-_COMBINING = "[\\x{0300}-\\x{036F}\\x{1AB0}-\\x{1AFF}\\x{1DC0}-\\x{1DFF}\\x{20D0}-\\x{20FF}]"
+PAPER = pixels.PAPER  # white, in model units
 
 
 # ----------------------------------------------------------------------------------------------
-# Pixel conversions
+# Labels
 # ----------------------------------------------------------------------------------------------
-
-
-def image_to_model(image_uint8) -> tf.Tensor:
-    """uint8 (0 = black ink, 255 = white paper) -> float32 in [-1, 1] (ink -1, paper +1)."""
-    return tf.cast(image_uint8, tf.float32) / 127.5 - 1.0
-
-
-def model_to_uint8(image) -> tf.Tensor:
-    """float32 in [-1, 1] -> uint8 (rounded, clipped); the inverse of ``image_to_model``."""
-    x = (tf.clip_by_value(tf.cast(image, tf.float32), -1.0, 1.0) + 1.0) * 127.5
-    return tf.cast(tf.round(x), tf.uint8)
-
-
-# ----------------------------------------------------------------------------------------------
-# Text encoding
-# ----------------------------------------------------------------------------------------------
-
-
-class TextEncoder:
-    """In-graph text -> alphabet ids (see the module docstring). Ids are -1 for unknown characters."""
-
-    def __init__(self, alphabet: Alphabet):
-        self.alphabet = alphabet
-        codepoints = [ord(s) for s in alphabet.symbols]
-        table = np.full(max(codepoints) + 1, -1, dtype=np.int32)
-        for i, cp in enumerate(codepoints):
-            table[cp] = i + 1
-        self._table = tf.constant(table)
-        self._size = len(table)
-        self._compose = [
-            (re.escape(unicodedata.normalize("NFD", s)), s)
-            for s in alphabet.symbols
-            if unicodedata.normalize("NFD", s) != s
-        ]
-
-    def normalize(self, text: tf.Tensor) -> tf.Tensor:
-        """Composes decomposed alphabet symbols (scalar or batched tf.string)."""
-        if not self._compose:
-            return text
-
-        def compose(t):
-            for pattern, symbol in self._compose:
-                t = tf.strings.regex_replace(t, pattern, symbol)
-            return t
-
-        if text.shape.rank == 0:
-            has_mark = tf.strings.regex_full_match(text, f".*{_COMBINING}.*")
-            return tf.cond(has_mark, lambda: compose(text), lambda: text)
-        return compose(text)
-
-    def encode(self, text: tf.Tensor) -> tf.Tensor:
-        """Scalar tf.string -> int32 ids [len] (code points; -1 where not in the alphabet)."""
-        cps = tf.strings.unicode_decode(self.normalize(text), "UTF-8", errors="replace")
-        known = cps < self._size
-        ids = tf.gather(self._table, tf.minimum(cps, self._size - 1))
-        return tf.where(known, ids, -1)
 
 
 def count_unencodable(
@@ -197,7 +134,7 @@ def _grayscale(image: tf.Tensor) -> tf.Tensor:
 def _resize(gray: tf.Tensor, height: int, width: tf.Tensor) -> tf.Tensor:
     """float [H, W, 1] in [0, 255] -> model units [height, width, 1] (area-weighted when shrinking)."""
     out = tf.image.resize(gray, tf.stack([height, width]), method="bilinear", antialias=True)
-    return tf.clip_by_value(out / 127.5 - 1.0, -1.0, 1.0)
+    return pixels.to_model(out)
 
 
 def _aspect_width(gray: tf.Tensor, height: int, max_width: int | None) -> tf.Tensor:

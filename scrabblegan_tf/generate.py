@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from scrabblegan_tf import pixels, run_folder
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.cli import UserError
 from scrabblegan_tf.config import Config
@@ -48,16 +49,8 @@ def resolve_model(workdir: str | None) -> str:
 
 def load_run(workdir: str) -> tuple[Config, Alphabet]:
     """The config and alphabet a training run (or a model folder) holds in ``workdir``."""
-    paths = [os.path.join(workdir, n) for n in ("config.json", "alphabet.json")]
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        raise FileNotFoundError(f"{workdir} is not a training workdir or model folder: missing "
-                                f"{missing}")
-    with open(paths[0], encoding="utf-8") as f:
-        cfg = Config.from_json(f.read())
-    with open(paths[1], encoding="utf-8") as f:
-        alphabet = Alphabet.from_json(f.read())
-    return cfg, alphabet
+    text, alphabet = run_folder.read_settings(workdir, kind="training workdir or model folder")
+    return Config.from_json(text), alphabet
 
 
 GENERATION_PRECISIONS = ("float32", "bfloat16")
@@ -93,11 +86,14 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
         path = os.path.join(workdir, pretrained.WEIGHTS_FILE)
         pretrained.load_weights(gen, path)
     else:
-        path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-        if not path:
-            raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
-        tf.train.Checkpoint(generator=gen).restore(path).expect_partial() \
-            .assert_existing_objects_matched()
+        ckpt = tf.train.Checkpoint(generator=gen)
+        if checkpoint:
+            ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
+            path = checkpoint
+        else:
+            path = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), partial=True)
+            if not path:
+                raise FileNotFoundError(f"No checkpoint in {run_folder.checkpoint_dir(workdir)}")
     if inference:
         from scrabblegan_tf.layers import freeze_spectral_norm
 
@@ -114,7 +110,7 @@ def render(generator, alphabet: Alphabet, texts, seeds=None, z=None) -> list[np.
     if z is None:
         z = style_vectors(np.asarray(seeds, np.int64), generator.z_dim)
     images = generator((ids, lengths, z), training=False).numpy()
-    return [imaging.crop_width(imaging.to_uint8(im), generator.char_width * n)[..., 0]
+    return [imaging.crop_width(pixels.to_uint8(im), generator.char_width * n)[..., 0]
             for im, n in zip(images, lengths)]
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 from PIL import Image
 
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats -> uint8 (0 = black ink, 255 = white paper), same shape."""
-    x = (np.asarray(images, np.float32) + 1.0) * 127.5
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+from scrabblegan_tf import run_folder
 
 
 def crop_width(image: np.ndarray, width: int) -> np.ndarray:
@@ -61,23 +56,13 @@ def save_png(image: np.ndarray, path: str) -> str:
     image = np.asarray(image)
     if image.ndim == 3:
         image = image[..., 0]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     buf = io.BytesIO()
     Image.fromarray(image, mode="L").save(buf, format="PNG")
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return run_folder.write_bytes(path, buf.getvalue())
 
 
 def save_png_rgb(image: np.ndarray, path: str) -> str:
     """Writes a uint8 [H, W, 3] image atomically (temp file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8), mode="RGB").save(buf, format="PNG")
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return run_folder.write_bytes(path, buf.getvalue())

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from scrabblegan_tf import metrics
+from scrabblegan_tf import metrics, run_folder
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.htr.model import greedy_decode
 from scrabblegan_tf.imaging import caption_font
@@ -116,17 +116,14 @@ class LegibilityMonitor:
 def save_images(path: str, images: Sequence[np.ndarray], words: Sequence[str]) -> str:
     """The held-out images of one evaluation as .npz (``images`` uint8 [N, 32, W_max] padded with
     white, ``widths`` [N], ``words``), so that any reader can read them later."""
-    import os
 
     widths = np.asarray([im.shape[1] for im in images], np.int32)
     h = max(im.shape[0] for im in images)
     out = np.full((len(images), h, int(widths.max())), 255, np.uint8)
     for i, im in enumerate(images):
         out[i, : im.shape[0], : im.shape[1]] = im
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez_compressed(tmp, images=out, widths=widths, words=np.asarray(list(words)))
-    os.replace(tmp, path)
+    with run_folder.atomic_path(path, ".npz") as tmp:
+        np.savez_compressed(tmp, images=out, widths=widths, words=np.asarray(list(words)))
     return path
 
 

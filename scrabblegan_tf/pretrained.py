@@ -22,6 +22,8 @@ import pathlib
 
 import numpy as np
 
+from scrabblegan_tf import run_folder
+
 PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "english_fonts"
 WEIGHTS_FILE = "generator.npz"
@@ -49,9 +51,8 @@ def save_weights(generator, path) -> str:
     arrays = {v.path: _stored(v) for v in generator.weights}
     if len(arrays) != len(generator.weights):
         raise ValueError("two weights of G share a path")
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with run_folder.atomic_path(str(path), ".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
     return str(path)
 
 
@@ -76,8 +77,7 @@ def write_model_folder(generator, config_json: str, alphabet_json: str, out_dir,
     """Writes a model folder (see the module docstring); ``card``: what MODEL_CARD.md says."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config_json, encoding="utf-8")
-    (out / "alphabet.json").write_text(alphabet_json, encoding="utf-8")
+    run_folder.write_settings(str(out), config_json, alphabet_json)
     save_weights(generator, out / WEIGHTS_FILE)
     write_card(out, card)
     return out
@@ -86,9 +86,8 @@ def write_model_folder(generator, config_json: str, alphabet_json: str, out_dir,
 def write_card(out_dir, card: dict) -> None:
     """``model_card.json`` and ``MODEL_CARD.md`` of a model folder from the card dict."""
     out = pathlib.Path(out_dir)
-    (out / CARD_JSON).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                 encoding="utf-8")
-    (out / CARD_MD).write_text(render_card(card), encoding="utf-8")
+    run_folder.write_text(str(out / CARD_JSON), json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    run_folder.write_text(str(out / CARD_MD), render_card(card))
 
 
 def render_card(card: dict) -> str:
@@ -118,11 +117,8 @@ def main(argv):
     gen, _, _, path = load_generator(f.workdir, f.checkpoint, inference=False)
     card = json.loads(pathlib.Path(f.card).read_text(encoding="utf-8")) if f.card else {}
     card.setdefault("checkpoint", os.path.basename(path))
-    with open(os.path.join(f.workdir, "config.json"), encoding="utf-8") as fh:
-        config_json = fh.read()
-    with open(os.path.join(f.workdir, "alphabet.json"), encoding="utf-8") as fh:
-        alphabet_json = fh.read()
-    out = write_model_folder(gen, config_json, alphabet_json, f.out, card=card)
+    config_json, alphabet = run_folder.read_settings(f.workdir)
+    out = write_model_folder(gen, config_json, alphabet.to_json(), f.out, card=card)
     size = (out / WEIGHTS_FILE).stat().st_size
     print(f"wrote {out} ({size / 2**20:.1f} MiB of weights, from {path})")
 

@@ -52,6 +52,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from scrabblegan_tf import run_folder
+
 DATASET_NAME = "scrabblegan_synthetic"
 SPLIT = "train"
 STATE_FILE = "synthesis.json"
@@ -141,10 +143,7 @@ def _check_state(out_dir: str, settings: dict) -> None:
 
 
 def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    run_folder.write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def synthesize(workdir: str | None, out_dir: str, *, num_words: int, lexicon: str | None = None,
@@ -195,8 +194,7 @@ def synthesize(workdir: str | None, out_dir: str, *, num_words: int, lexicon: st
     os.makedirs(out_dir, exist_ok=True)
     _check_state(out_dir, settings)
     _write_json(os.path.join(out_dir, STATE_FILE), {"settings": settings, "complete": False})
-    with open(os.path.join(out_dir, "alphabet.json"), "w", encoding="utf-8") as f:
-        f.write(alphabet.to_json())
+    run_folder.write_text(os.path.join(out_dir, run_folder.ALPHABET_FILE), alphabet.to_json())
     for name in os.listdir(out_dir):  # leftovers of an interrupted shard
         if name.startswith(_TMP_PREFIX):
             os.remove(os.path.join(out_dir, name))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scrabblegan_tf import progress
+from scrabblegan_tf import pixels, progress, run_folder
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.config import DATASET_ALPHABETS, DEFAULT_WORD_LISTS, Config
 
@@ -348,7 +348,7 @@ def checkpoint_disk_need(checkpoint_bytes: int, keep: int, existing_bytes: int) 
 
 
 def _check_config_compatible(cfg: Config, workdir: str) -> None:
-    path = os.path.join(workdir, "config.json")
+    path = os.path.join(workdir, run_folder.CONFIG_FILE)
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as f:
@@ -357,13 +357,6 @@ def _check_config_compatible(cfg: Config, workdir: str) -> None:
         raise ValueError(
             f"{workdir} holds a run with another model config ({path}); use a new --workdir or the "
             f"same --config/--config_override.")
-
-
-def _write_json(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class _SigtermFlag:
@@ -533,9 +526,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     # process killed while saving resumes from the previous one.
     manager = tf.train.CheckpointManager(ckpt, multiworker.checkpoint_dir(workdir, strategy),
                                          max_to_keep=cfg.run.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(chief_ckpt_dir)
+    latest = run_folder.restore(ckpt, chief_ckpt_dir, log=log)
     if latest:
-        ckpt.restore(latest).assert_existing_objects_matched()
         log(f"Resumed from {latest} at step {int(gan.step.numpy())}")
     else:
         log(f"Starting a new run in {workdir}")
@@ -556,8 +548,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
 
     if chief:
         _remove_partial_files(workdir, log)
-        _write_json(os.path.join(workdir, "config.json"), cfg.to_json())
-        _write_json(os.path.join(workdir, "alphabet.json"), alphabet.to_json())
+        run_folder.write_settings(workdir, cfg.to_json(), alphabet.to_json())
     log(f"G {gan.generator.count_params():,} D {gan.discriminator.count_params():,} "
         f"R {gan.recognizer.count_params():,} parameters; {replicas} replica(s); "
         f"batch {cfg.data.batch_size} x g_every {cfg.optim.g_every} per replica")
@@ -595,7 +586,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         """uint8 [32, 16 len] images of ``words`` (G in inference mode)."""
         ids, lengths = alphabet.encode_batch(list(words))
         imgs = tf.cast(gan.generate(ids, lengths, np.asarray(z, np.float32)), tf.float32).numpy()
-        return [imaging.crop_width(imaging.to_uint8(im), gan.char_width * n)[..., 0]
+        return [imaging.crop_width(pixels.to_uint8(im), gan.char_width * n)[..., 0]
                 for im, n in zip(imgs, lengths)]
 
     def write_samples(step: int) -> str | None:

@@ -11,6 +11,7 @@ import pathlib
 import tensorflow as tf
 
 from scrabblegan_tf import config as config_lib
+from scrabblegan_tf import run_folder
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.model_factory import make_generator
 
@@ -33,8 +34,7 @@ def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:
     z = tf.random.stateless_normal((4, cfg.model.z_dim), seed=(seed, 1))
     for _ in range(2):
         gen((ids, lengths, z), training=True)
-    (path / "config.json").write_text(cfg.to_json(), encoding="utf-8")
-    (path / "alphabet.json").write_text(abc.to_json(), encoding="utf-8")
+    run_folder.write_settings(str(path), cfg.to_json(), abc.to_json())
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), str(path / "checkpoints"),
                                          max_to_keep=1)
     manager.save(checkpoint_number=1)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from scrabblegan_tf import config as config_lib
+from scrabblegan_tf import run_folder
 from scrabblegan_tf import train as train_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,8 +32,7 @@ def make_tiny_gan(workdir) -> str:
     gen = make_generator(cfg.model, alphabet.num_classes)
     gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
     os.makedirs(workdir, exist_ok=True)
-    (pathlib.Path(workdir) / "config.json").write_text(cfg.to_json(), encoding="utf-8")
-    (pathlib.Path(workdir) / "alphabet.json").write_text(alphabet.to_json(), encoding="utf-8")
+    run_folder.write_settings(str(workdir), cfg.to_json(), alphabet.to_json())
     tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), os.path.join(workdir, "checkpoints"),
                                max_to_keep=1).save(checkpoint_number=1)
     return str(workdir)

@@ -124,7 +124,7 @@ def test_bad_values_raise_value_error_naming_the_key(item, message):
 ])
 def test_values_of_the_wrong_json_type_raise_value_error_naming_the_key(item):
     """Every bad override value should be a ValueError that names the key (the CLI reports
-    ValueErrors); ``_coerce`` lets TypeErrors escape and stores a bool in an int field."""
+    ValueErrors); ``coerce`` once let TypeErrors escape and stores a bool in an int field."""
     key = item.split("=")[0]
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         Config().override([item])

@@ -339,12 +339,16 @@ BAD = [
     ("generate_line", dict(text="a~b", seed=1), r"characters outside the english alphabet: ~ \(in: a~b\)"),
     ("serving_default", dict(words=[b"a\xffb"], seeds=[1]),
      "characters outside the english alphabet: \ufffd"),  # invalid UTF-8 -> U+FFFD
+    ("serving_default", dict(words=["ab"] * (export_lib.DEFAULT_MAX_BATCH_SIZE + 1),
+                             seeds=[1] * (export_lib.DEFAULT_MAX_BATCH_SIZE + 1)),
+     rf"batch too large: {export_lib.DEFAULT_MAX_BATCH_SIZE + 1} words, the maximum is "
+     rf"{export_lib.DEFAULT_MAX_BATCH_SIZE}"),
 ]
 
 
 @pytest.mark.parametrize("signature,inputs,message", BAD, ids=[
     "seeds_batch", "z_batch", "empty_batch", "empty_text", "empty_line", "too_long", "line_too_long",
-    "unknown_chars", "line_unknown_char", "invalid_utf8"])
+    "unknown_chars", "line_unknown_char", "invalid_utf8", "batch_too_large"])
 def test_bad_input_is_invalid_argument_naming_the_problem(loaded, signature, inputs, message):
     """Repeated 30 times: the graph's ops run in parallel, and a message op that is not ordered
     after the earlier checks (an argmax over the empty batch) failed first in about 1 call in 3
@@ -356,6 +360,63 @@ def test_bad_input_is_invalid_argument_naming_the_problem(loaded, signature, inp
     for _ in range(30):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             fn(**kwargs)
+
+
+def _random_text(rng) -> bytes:
+    """UTF-8 bytes mixing alphabet letters, spaces, combining marks, other scripts, emoji,
+    lone-surrogate encodings (invalid UTF-8), NUL and stray continuation bytes."""
+    valid = [b"a", b"Z", b"7", b" ", "\u212a".encode()]  # KELVIN SIGN reads as K
+    other = ["e\u0301".encode(), "\u0308".encode(), "\u4e00".encode(), "\U0001F600".encode(),
+             b"\xed\xa0\x80", b"\x00", b"\x80", b"~"]
+    pieces = valid + other
+    weights = np.array([0.17] * len(valid) + [0.15 / len(other)] * len(other))
+    n = int(rng.integers(0, 7))
+    return b"".join(pieces[i] for i in rng.choice(len(pieces), n, p=weights / weights.sum()))
+
+
+def _check_answer(out, texts, char_width=16):
+    """Valid PNGs: grayscale, 32 px high, char_width px per symbol of each text."""
+    for png, width in zip(out["png_bytes"].numpy(), out["widths"].numpy()):
+        image = decode_png(png)
+        assert image.shape == (32, int(width)) and width % char_width == 0 and width > 0
+
+
+def test_random_unicode_gives_pngs_or_invalid_argument_with_bounded_memory(loaded):
+    """Every signature under random Unicode (combining marks, invalid UTF-8 / surrogates, empty
+    strings, NUL), a 10^5-character text and a batch of 10^4 words: either valid PNGs or
+    InvalidArgumentError, never another error, and the process's peak memory grows by less than
+    256 MB (the big requests are refused before G runs)."""
+    import resource
+
+    rng = np.random.default_rng(0)
+    sd, line = loaded.signatures["serving_default"], loaded.signatures["generate_line"]
+    ws = loaded.signatures["generate_with_style"]
+    answered = refused = 0
+    for _ in range(60):
+        texts = [_random_text(rng) for _ in range(int(rng.integers(1, 4)))]
+        for call in (lambda: sd(words=tf.constant(texts), seeds=tf.constant(range(len(texts)), tf.int64)),
+                     lambda: ws(words=tf.constant(texts), z=tf.zeros((len(texts), 32))),
+                     lambda: line(text=tf.constant(texts[0]), seed=tf.constant(3, tf.int64))):
+            try:
+                out = call()
+            except tf.errors.InvalidArgumentError:
+                refused += 1
+                continue
+            answered += 1
+            if "png_bytes" in out and out["png_bytes"].shape.rank == 1:
+                _check_answer(out, texts)
+            else:
+                assert decode_png(out["png_bytes"].numpy()).shape == (32, int(out["width"]))
+    assert answered > 10 and refused > 10  # both kinds of input were drawn
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(tf.errors.InvalidArgumentError, match="text too long"):
+        line(text=tf.constant("a" * 100_000), seed=tf.constant(1, tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large: 10000 words"):
+        sd(words=tf.constant(["hello"] * 10_000), seeds=tf.constant(range(10_000), tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="text too long|batch too large"):
+        sd(words=tf.constant(["a" * 100_000] * 10), seeds=tf.constant(range(10), tf.int64))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown < 256 * 1024, f"peak RSS grew by {grown / 1024:.0f} MB"
 
 
 # -- warmup ------------------------------------------------------------------------------------------

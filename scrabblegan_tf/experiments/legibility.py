@@ -333,8 +333,9 @@ def run(s: Settings, log=print) -> dict:
                       f"character)",
             "results": s.results_dir,
         }
-        with open(os.path.join(gan_dir, "config.json"), encoding="utf-8") as fh:
-            config_json = fh.read()
+        from scrabblegan_tf import run_folder
+
+        config_json, _ = run_folder.read_settings(gan_dir)
         pretrained.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
         log(f"model folder: {s.model_out}")
     log(f"legibility: {text}; results in {s.results_dir}")

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from scrabblegan_tf.config import coerce
+
 # Fields that fix the network's variables: a workdir refuses a resume with other values.
 MODEL_FIELDS = ("width_mult", "lstm_layers", "width_reduction", "height", "alphabet")
 
@@ -77,7 +79,7 @@ class HTRConfig:
         for k, v in d.items():
             if k not in names:
                 raise ValueError(f"Unknown HTR config key {k!r}")
-            setattr(cfg, k, _coerce(getattr(cfg, k), v, k))
+            setattr(cfg, k, coerce(getattr(cfg, k), v, k))
         return cfg
 
     @classmethod
@@ -110,21 +112,3 @@ class HTRConfig:
 
     def model_fields(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in MODEL_FIELDS}
-
-
-def _coerce(current: Any, value: Any, key: str) -> Any:
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected a boolean, got {value!r}")
-        return value
-    if isinstance(current, int):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
-        return int(value)
-    if isinstance(current, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if isinstance(current, str) and not isinstance(value, str):
-        raise ValueError(f"{key}: expected a string, got {value!r}")
-    return value

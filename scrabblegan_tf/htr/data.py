@@ -23,6 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from scrabblegan_tf import data as data_lib
+from scrabblegan_tf import pixels
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.config import DATASET_ALPHABETS
 from scrabblegan_tf.htr.config import HTRConfig
@@ -154,7 +155,7 @@ def pad_uint8_batch(images, *, height: int = 32, max_width: int | None = None):
         x = im.astype(np.float32)[..., None]
         if (h, w) != (height, target_w):
             x = tf.image.resize(x, [height, target_w], method="bilinear", antialias=True).numpy()
-        xs.append(np.clip(x / 127.5 - 1.0, -1.0, 1.0))
+        xs.append(pixels.to_model(x))
         widths.append(target_w)
     out = np.full((len(xs), height, max(widths), 1), data_lib.PAPER, np.float32)
     for i, x in enumerate(xs):
@@ -168,7 +169,6 @@ def real_uint8(cfg: HTRConfig, split: str, *, data_dir=None, manual_dir=None, li
     texts of a real split, in split order (``limit`` > 0: the first ``limit``)."""
     import unicodedata
 
-    import numpy as np
 
     ds = real_split(cfg, split, data_dir=data_dir, manual_dir=manual_dir, log=log)
     if limit:
@@ -176,6 +176,6 @@ def real_uint8(cfg: HTRConfig, split: str, *, data_dir=None, manual_dir=None, li
     images, texts = [], []
     for ex in ds.as_numpy_iterator():
         x, w = pad_uint8_batch([ex["image"]], height=cfg.height, max_width=cfg.max_width)
-        images.append(np.clip(np.rint((x[0, :, : w[0], 0] + 1.0) * 127.5), 0, 255).astype(np.uint8))
+        images.append(pixels.to_uint8(x[0, :, : w[0], 0]))
         texts.append(unicodedata.normalize("NFC", ex["text"].decode("utf-8")))
     return images, texts

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from scrabblegan_tf import progress
+from scrabblegan_tf import progress, run_folder
 from scrabblegan_tf.alphabet import Alphabet
 from scrabblegan_tf.htr.config import HTRConfig
 
@@ -37,23 +37,9 @@ def make_model(cfg: HTRConfig, num_classes: int):
     return model
 
 
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def load_workdir(workdir: str) -> tuple[HTRConfig, Alphabet]:
-    paths = [os.path.join(workdir, n) for n in (CONFIG_FILE, "alphabet.json")]
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        raise FileNotFoundError(f"{workdir} is not an HTR workdir: missing {missing}")
-    with open(paths[0], encoding="utf-8") as f:
-        cfg = HTRConfig.from_json(f.read())
-    with open(paths[1], encoding="utf-8") as f:
-        alphabet = Alphabet.from_json(f.read())
-    return cfg, alphabet
+    text, alphabet = run_folder.read_settings(workdir, CONFIG_FILE, kind="HTR workdir")
+    return HTRConfig.from_json(text), alphabet
 
 
 def load_htr(workdir: str, checkpoint: str | None = None):
@@ -62,12 +48,15 @@ def load_htr(workdir: str, checkpoint: str | None = None):
 
     cfg, alphabet = load_workdir(workdir)
     model = make_model(cfg, alphabet.num_classes)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if not path:
-        raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'checkpoints')}")
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial() \
-        .assert_existing_objects_matched()
+    ckpt = tf.train.Checkpoint(model=model, step=step)
+    if checkpoint:
+        ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
+        path = checkpoint
+    else:
+        path = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), partial=True)
+        if not path:
+            raise FileNotFoundError(f"No checkpoint in {run_folder.checkpoint_dir(workdir)}")
     return model, cfg, alphabet, path, int(step.numpy())
 
 
@@ -189,13 +178,12 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
                                          max_to_keep=cfg.keep_checkpoints)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"Resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    resumed = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), log=log)
+    if resumed:
+        log(f"Resumed from {resumed} at step {int(step_var.numpy())}")
     else:
         log(f"Starting a new HTR run in {workdir}")
-    _write(os.path.join(workdir, CONFIG_FILE), cfg.to_json())
-    _write(os.path.join(workdir, "alphabet.json"), alphabet.to_json())
+    run_folder.write_settings(workdir, cfg.to_json(), alphabet.to_json(), CONFIG_FILE)
     step = int(step_var.numpy())
 
     # Data (seeded by the step so that a resumed run does not replay the first batches).

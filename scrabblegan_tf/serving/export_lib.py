@@ -22,12 +22,10 @@ UTF-8 strings):
 The generator runs in inference mode: its norms use their moving statistics and every block zeroes
 the padded columns, so a word's image does not depend on the other words of its request.
 
-Text: invalid UTF-8 becomes U+FFFD; NFC normalisation (``Alphabet.encode`` applies NFC) is done for
-the characters that matter: decomposed forms of the alphabet's symbols (``e`` + U+0301 -> ``é``) are
-composed with ``tf.strings.regex_replace`` and single code points whose NFC form is a symbol (U+212A
-KELVIN SIGN -> ``K``) are extra keys of the lookup table (core TensorFlow has no
-``unicode_normalize``). Bad input fails with ``InvalidArgumentError`` (TF Serving:
-``INVALID_ARGUMENT``) naming the problem: mismatched batch sizes, an empty batch, an empty text, a
+Text: invalid UTF-8 becomes U+FFFD; then ``text_encoder.TextEncoder``, the encoder of the training
+pipelines (NFC for the characters that matter: ``e`` + U+0301 -> ``é``, U+212A KELVIN SIGN -> ``K``).
+Bad input fails with ``InvalidArgumentError`` (TF Serving: ``INVALID_ARGUMENT``) naming the problem:
+mismatched batch sizes, an empty batch, more than ``max_batch_size`` words, an empty text, a
 text longer than ``max_text_length`` symbols, characters outside the alphabet (listed, with the
 words that hold them).
 """
@@ -39,15 +37,18 @@ import os
 import shutil
 import tempfile
 import time
-import unicodedata
 
 import numpy as np
 
+from scrabblegan_tf import run_folder
 from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.pixels import to_uint8
+from scrabblegan_tf.text_encoder import TextEncoder
 from scrabblegan_tf.config import ExportConfig
 
 DEFAULT_MODEL_NAME = ExportConfig.model_name
 DEFAULT_MAX_TEXT_LENGTH = ExportConfig.max_text_length  # see config.ExportConfig
+DEFAULT_MAX_BATCH_SIZE = ExportConfig.max_batch_size
 SIGNATURES = ("serving_default", "generate_line", "generate_with_style")
 WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "scrabblegan_export.json"
@@ -61,68 +62,26 @@ class VersionExistsError(FileExistsError):
     """The version folder exists already: versions are never overwritten."""
 
 
-# -- NFC inside the graph ----------------------------------------------------------------------------
-_SINGLETONS: dict[str, str] = {}
-
-
-def _nfc_singletons() -> dict[str, str]:
-    """Every code point whose NFC form is one other code point (U+212A KELVIN SIGN -> K); computed
-    once per process (about a second)."""
-    if not _SINGLETONS:
-        for cp in range(0x110000):
-            c = chr(cp)
-            d = unicodedata.decomposition(c)
-            if d and not d.startswith("<"):  # a canonical decomposition
-                n = unicodedata.normalize("NFC", c)
-                if len(n) == 1 and n != c:
-                    _SINGLETONS[c] = n
-    return _SINGLETONS
-
-
-def nfc_equivalents(alphabet: Alphabet) -> tuple[dict[str, str], dict[str, str]]:
-    """(single, multi): code points other than the symbols whose NFC form is a symbol
-    (``{"\\u212a": "K"}``), and the decomposed (NFD) forms of the symbols that have one
-    (``{"e\\u0301": "é"}``)."""
-    symbols = set(alphabet.symbols)
-    single = {c: n for c, n in _nfc_singletons().items() if n in symbols and c not in symbols}
-    multi = {}
-    for s in alphabet.symbols:
-        d = unicodedata.normalize("NFD", s)
-        if d != s:
-            multi[d] = s
-    return single, multi
-
-
-def _re2_literal(text: str) -> str:
-    return "".join("\\" + c if c in r"\.^$|?*+()[]{}-" else c for c in text)
-
-
 # -- signatures --------------------------------------------------------------------------------------
 class ServingFunctions:
     """The three signature functions around a built generator and its alphabet."""
 
-    def __init__(self, generator, alphabet: Alphabet, *, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH):
-        import tensorflow as tf
+    def __init__(self, generator, alphabet: Alphabet, *, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
 
-        if max_text_length < 1:
-            raise ValueError(f"max_text_length must be >= 1, got {max_text_length}")
+        if max_text_length < 1 or max_batch_size < 1:
+            raise ValueError(f"max_text_length and max_batch_size must be >= 1, got "
+                             f"{max_text_length} and {max_batch_size}")
         if not generator.built:
             raise ValueError("The generator must be built (called once) before export.")
         self.generator = generator
         self.alphabet = alphabet
         self.max_text_length = int(max_text_length)
+        self.max_batch_size = int(max_batch_size)
         self.z_dim = int(generator.z_dim)
         self.char_width = int(generator.char_width)
         self.image_height = int(generator.image_height)
-        single, multi = nfc_equivalents(alphabet)
-        keys = list(alphabet.symbols) + list(single)
-        values = [i + 1 for i in range(len(alphabet))] + [alphabet.encode(v)[0] for v in single.values()]
-        self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string),
-                                                tf.constant(values, tf.int32)),
-            default_value=-1, name="alphabet_ids")
-        # Longest decomposed forms first, so that no shorter one eats a part of them.
-        self.compose = sorted(multi.items(), key=lambda kv: -len(kv[0]))
+        self.encoder = TextEncoder(alphabet)
 
     # -- text -> ids, with the checks ------------------------------------------------------------
     def encode(self, words, other=None, other_name=""):
@@ -132,13 +91,11 @@ class ServingFunctions:
         """
         import tensorflow as tf
 
-        words = tf.strings.unicode_transcode(words, "UTF-8", "UTF-8", errors="replace",
-                                             replacement_char=0xFFFD)
-        for src, dst in self.compose:
-            words = tf.strings.regex_replace(words, _re2_literal(src), dst)
-        chars = tf.strings.unicode_split(words, "UTF-8")
-        lengths = tf.cast(chars.row_lengths(), tf.int32)
-        ids = chars.with_flat_values(self.table.lookup(chars.flat_values))
+        words = self.encoder.normalize(tf.strings.unicode_transcode(
+            words, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD))
+        codepoints = tf.strings.unicode_decode(words, "UTF-8")
+        lengths = tf.cast(codepoints.row_lengths(), tf.int32)
+        ids = codepoints.with_flat_values(self.encoder.ids(codepoints.flat_values))
         batch = tf.shape(words)[0]
 
         checks = []
@@ -156,6 +113,9 @@ class ServingFunctions:
                 "words and " + other_name + " must have the same batch size, got {} words and {} "
                 + other_name, (batch, n_other)))
         check(lambda: batch > 0, lambda: tf.constant("empty batch: no words to render"))
+        check(lambda: batch <= self.max_batch_size, lambda: tf.strings.format(
+            "batch too large: {} words, the maximum is " + str(self.max_batch_size)
+            + " per request (split it)", batch))
         empty = tf.equal(lengths, 0)
         check(lambda: tf.logical_not(tf.reduce_any(empty)), lambda: tf.strings.format(
             "empty text at batch index {}: every text needs at least one character",
@@ -174,7 +134,8 @@ class ServingFunctions:
         bad = ids.flat_values < 0
 
         def bad_chars_message():
-            bad_chars, _ = tf.unique(tf.boolean_mask(chars.flat_values, bad))
+            bad_codepoints, _ = tf.unique(tf.boolean_mask(codepoints.flat_values, bad))
+            bad_chars = tf.strings.unicode_encode(bad_codepoints[:, None], "UTF-8")
             bad_words = tf.boolean_mask(words, tf.reduce_any(ids < 0, axis=1))
             return tf.strings.join([
                 "characters outside the " + self.alphabet.name + " alphabet: ",
@@ -198,8 +159,7 @@ class ServingFunctions:
 
         x = self.generator((ids, lengths, z), training=False)  # [B, 32, 16 n, 1] in [-1, 1], white 1
         widths = lengths * self.char_width
-        # The same 8-bit conversion as scrabblegan_tf.imaging.to_uint8 (round half to even).
-        pixels = tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+        pixels = to_uint8(x)  # the conversion of generate and the samples (scrabblegan_tf.pixels)
         png = tf.map_fn(lambda a: tf.image.encode_png(a[0][:, : a[1]]), (pixels, widths),
                         fn_output_signature=tf.TensorSpec([], tf.string))
         images = (x + 1.0) * 0.5
@@ -239,14 +199,15 @@ class ServingFunctions:
         }
 
 
-def build_archive(generator, alphabet: Alphabet, *, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH):
+def build_archive(generator, alphabet: Alphabet, *, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                  max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
     """(keras.export.ExportArchive with the three signatures, ServingFunctions)."""
     import keras
 
-    fns = ServingFunctions(generator, alphabet, max_text_length=max_text_length)
+    fns = ServingFunctions(generator, alphabet, max_text_length=max_text_length,
+                           max_batch_size=max_batch_size)
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.track(fns.table)
     for name, signature in fns.input_signatures().items():
         archive.add_endpoint(name=name, fn=getattr(fns, name), input_signature=signature)
     return archive, fns
@@ -325,10 +286,12 @@ def read_warmup(path: str):
 # -- writing a version ----------------------------------------------------------------------------
 def write_saved_model(generator, alphabet: Alphabet, path: str, *,
                       max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                      max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                       model_name: str = DEFAULT_MODEL_NAME, metadata: dict | None = None) -> str:
     """SavedModel with the three signatures, warmup requests and metadata, written into ``path``
     (not atomic: ``export_version`` writes here a temporary folder)."""
-    archive, fns = build_archive(generator, alphabet, max_text_length=max_text_length)
+    archive, fns = build_archive(generator, alphabet, max_text_length=max_text_length,
+                                 max_batch_size=max_batch_size)
     archive.write_out(path, verbose=False)
     extra = os.path.join(path, "assets.extra")
     write_warmup(os.path.join(extra, WARMUP_FILE),
@@ -341,6 +304,7 @@ def write_saved_model(generator, alphabet: Alphabet, path: str, *,
         "char_width": fns.char_width,
         "image_height": fns.image_height,
         "max_text_length": fns.max_text_length,
+        "max_batch_size": fns.max_batch_size,
         "signatures": list(SIGNATURES),
         "style": "scrabblegan_tf.generate.style_vectors(seeds, z_dim)",
     }
@@ -365,6 +329,7 @@ def default_version() -> int:
 
 def export_version(generator, alphabet: Alphabet, export_dir: str, *, version: int | None = None,
                    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                   max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                    model_name: str = DEFAULT_MODEL_NAME, metadata: dict | None = None) -> str:
     """Writes ``<export_dir>/<version>/`` atomically (temporary folder beside it, then a rename);
     returns its absolute path.
@@ -393,6 +358,7 @@ def export_version(generator, alphabet: Alphabet, export_dir: str, *, version: i
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide it from a server run as another user
         write_saved_model(generator, alphabet, tmp, max_text_length=max_text_length,
+                          max_batch_size=max_batch_size,
                           model_name=model_name, metadata={"version": version, **(metadata or {})})
         if os.path.lexists(final):
             refuse()
@@ -428,17 +394,13 @@ def update_models_config(export_dir: str, model_name: str = DEFAULT_MODEL_NAME,
     entry = entries[0] if entries else config.model_config_list.config.add(name=model_name)
     entry.base_path = export_dir
     entry.model_platform = "tensorflow"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text_format.MessageToString(config))
-    os.replace(tmp, path)
-    return path
+    return run_folder.write_text(path, text_format.MessageToString(config))
 
 
 def export_from_workdir(workdir: str | None, export_dir: str, *, checkpoint: str | None = None,
                         version: int | None = None, model_name: str = DEFAULT_MODEL_NAME,
                         max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                         precision: str = "float32") -> tuple[str, str]:
     """Restores G from a training workdir (latest checkpoint or ``checkpoint``) or a model folder
     (None: the shipped default model), writes a new version and updates models.config. Returns
@@ -451,8 +413,8 @@ def export_from_workdir(workdir: str | None, export_dir: str, *, checkpoint: str
     workdir = resolve_model(workdir)
     generator, cfg, alphabet, ckpt = load_generator(workdir, checkpoint, precision=precision)
     path = export_version(generator, alphabet, export_dir, version=version,
-                          max_text_length=max_text_length, model_name=model_name,
-                          metadata={"workdir": os.path.abspath(workdir),
+                          max_text_length=max_text_length, max_batch_size=max_batch_size,
+                          model_name=model_name, metadata={"workdir": os.path.abspath(workdir),
                                     "checkpoint": os.path.abspath(ckpt),
                                     "precision": precision, "config": cfg.to_dict()})
     return path, update_models_config(export_dir, model_name)

@@ -37,6 +37,9 @@ def _define_flags():
     flags.DEFINE_integer("max_text_length", export_lib.DEFAULT_MAX_TEXT_LENGTH,
                          "Longest text (symbols) a request may hold; bounds memory per request.",
                          lower_bound=1)
+    flags.DEFINE_integer("max_batch_size", export_lib.DEFAULT_MAX_BATCH_SIZE,
+                         "Most words (or lines) one request may hold; bounds memory per request.",
+                         lower_bound=1)
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                       "G's compute precision in the SavedModel (bfloat16: faster on CPUs with AMX or "
                       "AVX512-BF16; the images are float32 either way).")
@@ -52,6 +55,7 @@ def main(argv):
         path, config = export_lib.export_from_workdir(
             FLAGS.workdir, FLAGS.export_dir, checkpoint=FLAGS.checkpoint, version=FLAGS.version,
             model_name=FLAGS.model_name, max_text_length=FLAGS.max_text_length,
+            max_batch_size=FLAGS.max_batch_size,
             precision=FLAGS.precision)
     except export_lib.VersionExistsError as e:
         raise UserError(str(e)) from e

@@ -36,6 +36,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from scrabblegan_tf import run_folder
+
 
 CONDITIONS = ("real", "real+synthetic", "synthetic")
 
@@ -320,10 +322,8 @@ class Experiment:
         result = {"settings": settings, "runs": runs, "summary": summary, "quality": quality_res,
                   "timings_s": self.timings | {"total": round(time.time() - self.t0, 1)},
                   "complete": final, "command": self.command}
-        tmp = os.path.join(self.results_dir, "results.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1, ensure_ascii=False)
-        os.replace(tmp, os.path.join(self.results_dir, "results.json"))
+        run_folder.write_text(os.path.join(self.results_dir, "results.json"),
+                              json.dumps(result, indent=1, ensure_ascii=False))
         table = markdown_table(summary, settings, self.command, quality_res)
         with open(os.path.join(self.results_dir, "table.md"), "w", encoding="utf-8") as f:
             f.write(table)

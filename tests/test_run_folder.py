@@ -1,0 +1,102 @@
+"""Run folders (scrabblegan_tf/run_folder.py): atomic writes, settings files, and restoring the newest
+readable checkpoint when the latest is truncated or corrupt."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from scrabblegan_tf import run_folder
+from scrabblegan_tf.alphabet import Alphabet
+
+
+def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
+    path = str(tmp_path / "sub" / "a.txt")
+    run_folder.write_text(path, "first")
+    assert open(path, encoding="utf-8").read() == "first"
+    with pytest.raises(RuntimeError):
+        with run_folder.atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("half")
+            raise RuntimeError("killed while writing")
+    assert open(path, encoding="utf-8").read() == "first"  # untouched
+    assert os.listdir(tmp_path / "sub") == ["a.txt"]  # no temp file left
+    run_folder.write_bytes(path, b"\x00\x01")
+    assert open(path, "rb").read() == b"\x00\x01"
+
+
+def test_settings_round_trip_and_missing_files(tmp_path):
+    abc = Alphabet("abcä")
+    run_folder.write_settings(str(tmp_path), '{"x": 1}', abc.to_json())
+    text, alphabet = run_folder.read_settings(str(tmp_path))
+    assert text == '{"x": 1}' and alphabet.symbols == abc.symbols
+    os.remove(tmp_path / run_folder.ALPHABET_FILE)
+    with pytest.raises(FileNotFoundError, match=r"is not a run folder: it has no alphabet\.json"):
+        run_folder.read_settings(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="HTR workdir: it does not exist"):
+        run_folder.read_settings(str(tmp_path / "nope"), "htr_config.json", kind="HTR workdir")
+
+
+def _saved_checkpoints(directory):
+    """ckpt-1 holds v = 1, ckpt-2 holds v = 2 (a CheckpointManager keeping both)."""
+    v = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v), directory, max_to_keep=3)
+    for step in (1, 2):
+        v.assign(float(step))
+        manager.save(checkpoint_number=step)
+    return [os.path.join(directory, f"ckpt-{s}") for s in (1, 2)]
+
+
+def _truncate(prefix):
+    data = f"{prefix}.data-00000-of-00001"
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+
+
+def test_restore_takes_the_newest_readable_checkpoint(tmp_path):
+    first, second = _saved_checkpoints(str(tmp_path))
+    assert run_folder.checkpoints(str(tmp_path)) == [second, first]  # newest first
+    v = tf.Variable(-1.0)
+    assert run_folder.restore(tf.train.Checkpoint(v=v), str(tmp_path), log=lambda m: None) == second
+    assert float(v.numpy()) == 2.0
+
+    _truncate(second)  # e.g. the disk filled up while a copy of the run was made
+    logs = []
+    v = tf.Variable(-1.0)
+    assert run_folder.restore(tf.train.Checkpoint(v=v), str(tmp_path), log=logs.append) == first
+    assert float(v.numpy()) == 1.0
+    assert "cannot be read" in logs[0] and second in logs[0] and "previous" in logs[0]
+    assert logs[-1].startswith(f"restored {first} instead of the newest")
+
+
+def test_restore_fails_only_when_nothing_is_readable(tmp_path):
+    assert run_folder.restore(tf.train.Checkpoint(v=tf.Variable(0.0)), str(tmp_path)) is None
+    for prefix in _saved_checkpoints(str(tmp_path)):
+        os.remove(f"{prefix}.index")  # corrupt: data without its index
+    with pytest.raises(ValueError, match="No readable checkpoint"):
+        run_folder.restore(tf.train.Checkpoint(v=tf.Variable(0.0)), str(tmp_path), log=lambda m: None)
+
+
+def test_generate_falls_back_to_the_previous_training_checkpoint(tmp_path):
+    """generate.load_generator on a training workdir whose latest checkpoint is truncated: the
+    previous one is loaded (same images as loading it explicitly)."""
+    from export_helpers import make_workdir
+    from scrabblegan_tf import generate
+
+    workdir = make_workdir(tmp_path / "run")
+    gen, _, alphabet, first = generate.load_generator(str(workdir), inference=False)
+    ckpt = tf.train.Checkpoint(generator=gen)
+    manager = tf.train.CheckpointManager(ckpt, run_folder.checkpoint_dir(str(workdir)), max_to_keep=3)
+    for v in gen.trainable_variables:
+        v.assign(v * 1.5)
+    latest = manager.save(checkpoint_number=2)
+    assert latest != first and run_folder.checkpoints(run_folder.checkpoint_dir(str(workdir)))[0] == latest
+    _truncate(latest)
+    _, _, _, path = generate.load_generator(str(workdir))
+    assert path == first
+    ref, *_ = generate.load_generator(str(workdir), checkpoint=first)
+    got, *_ = generate.load_generator(str(workdir))
+    a = generate.render(got, alphabet, ["ab"], seeds=[3])[0]
+    b = generate.render(ref, alphabet, ["ab"], seeds=[3])[0]
+    np.testing.assert_array_equal(a, b)
