@@ -86,14 +86,7 @@ def load_generator(workdir: str | None, checkpoint: str | None = None, *,
         path = os.path.join(workdir, pretrained.WEIGHTS_FILE)
         pretrained.load_weights(gen, path)
     else:
-        ckpt = tf.train.Checkpoint(generator=gen)
-        if checkpoint:
-            ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
-            path = checkpoint
-        else:
-            path = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), partial=True)
-            if not path:
-                raise FileNotFoundError(f"No checkpoint in {run_folder.checkpoint_dir(workdir)}")
+        path = run_folder.restore_trained(tf.train.Checkpoint(generator=gen), workdir, checkpoint)
     if inference:
         from scrabblegan_tf.layers import freeze_spectral_norm
 

@@ -127,3 +127,16 @@ def restore(checkpoint, directory: str, *, partial: bool = False,
     if errors:
         raise ValueError(f"No readable checkpoint in {directory}: " + "; ".join(errors))
     return None
+
+
+def restore_trained(checkpoint, workdir: str, path: str | None = None,
+                    log: Callable[[str], None] = print) -> str:
+    """Restores part of a training checkpoint (e.g. G alone, for inference) from ``path``, or from
+    the newest readable checkpoint of ``workdir``; returns the path. FileNotFoundError if none."""
+    if path:
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        return path
+    path = restore(checkpoint, checkpoint_dir(workdir), partial=True, log=log)
+    if not path:
+        raise FileNotFoundError(f"No checkpoint in {checkpoint_dir(workdir)}")
+    return path

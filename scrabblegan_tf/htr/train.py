@@ -49,14 +49,7 @@ def load_htr(workdir: str, checkpoint: str | None = None):
     cfg, alphabet = load_workdir(workdir)
     model = make_model(cfg, alphabet.num_classes)
     step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(model=model, step=step)
-    if checkpoint:
-        ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
-        path = checkpoint
-    else:
-        path = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), partial=True)
-        if not path:
-            raise FileNotFoundError(f"No checkpoint in {run_folder.checkpoint_dir(workdir)}")
+    path = run_folder.restore_trained(tf.train.Checkpoint(model=model, step=step), workdir, checkpoint)
     return model, cfg, alphabet, path, int(step.numpy())
 
 
