@@ -10,7 +10,7 @@ each ``python -m scrabblegan_tf.<module>``:
   import fails, and ``TF_CPP_MIN_LOG_LEVEL`` is 3 (on a machine without a GPU, TF logs ``failed
   call to cuInit`` as an error). ``--verbose`` or ``SCRABBLEGAN_VERBOSE=1`` bring everything back,
   with the user's own ``TF_CPP_MIN_LOG_LEVEL``;
-- **errors**: bad input (``UserError``, ``FileNotFoundError``, ``ValueError``) ends the command with
+- **errors**: bad input (``UserError``, ``FileNotFoundError``, ``ValueError``, ``WorkdirError``) ends the command with
   ``error: <one line>`` on standard error and exit status 2 (``EXIT_USAGE``), no traceback
   (``--verbose`` shows it).
 """
@@ -22,6 +22,8 @@ import sys
 import tempfile
 from typing import Callable
 
+from scrabblegan_tf.run_folder import WorkdirError
+
 EXIT_USAGE = 2  # bad input, as absl's usage errors
 VERBOSE_ENV = "SCRABBLEGAN_VERBOSE"
 
@@ -30,8 +32,9 @@ class UserError(Exception):
     """Bad input from the user (a flag value, a file, a text): one line, exit status 2."""
 
 
-# The exceptions shown as one line: bad input reaches the CLIs as one of these.
-QUIET_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, ValueError)
+# The exceptions shown as one line: bad input reaches the CLIs as one of these (WorkdirError: a
+# run folder that is not writable or has no room for the checkpoints).
+QUIET_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, ValueError, WorkdirError)
 
 
 def wants_verbose(argv: list[str], environ=os.environ) -> bool:

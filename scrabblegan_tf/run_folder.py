@@ -74,6 +74,91 @@ def write_settings(workdir: str, config_text: str, alphabet_json: str,
     write_text(os.path.join(workdir, ALPHABET_FILE), alphabet_json)
 
 
+class WorkdirError(RuntimeError):
+    """A run folder that cannot hold the run: not writable, or too little free space."""
+
+
+def check_workdir(workdir: str, required_bytes: int = 0) -> None:
+    """Fails early, with a clear message, if the workdir cannot be written or (``required_bytes``
+    > 0) its filesystem has less free space than that."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+        with open(probe, "wb") as f:
+            f.write(b"x" * 4096)
+        os.remove(probe)
+    except OSError as e:
+        raise WorkdirError(f"Workdir {workdir!r} is not writable: {e}") from e
+    if required_bytes > 0:
+        st = os.statvfs(workdir)
+        free = st.f_bavail * st.f_frsize
+        if free < required_bytes:
+            raise WorkdirError(
+                f"Workdir {workdir!r} has {free / 2**20:,.0f} MiB free, but the run needs about "
+                f"{required_bytes / 2**20:,.0f} MiB for its checkpoints (see the log line "
+                f"'disk:'); free some space, lower run.keep_checkpoints or use another --workdir.")
+
+
+def variables_bytes(variables) -> int:
+    """Bytes of the values of ``variables`` (what a checkpoint stores for them)."""
+    import math
+
+    import tensorflow as tf
+
+    return sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
+
+
+def folder_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def checkpoint_disk_need(checkpoint_bytes: int, keep: int, existing_bytes: int) -> int:
+    """Free bytes a run needs for its checkpoints: ``keep + 1`` of them can exist at once (the
+    manager writes a new one before deleting the oldest); the ones already in the workdir will be
+    rotated out, so their space counts as available. At least one checkpoint's worth."""
+    return max(checkpoint_bytes, (keep + 1) * checkpoint_bytes - existing_bytes)
+
+
+def reserve_checkpoint_space(workdir: str, variables, keep: int, *, extra_bytes: int = 0,
+                             check: bool = True, log: Callable[[str], None] = print) -> int:
+    """Fails now (``WorkdirError``) rather than at the first save if ``keep`` checkpoints of
+    ``variables`` (+ ``extra_bytes`` each, e.g. an input iterator's state, + 1% bookkeeping) and
+    the one being written do not fit; returns the bytes needed. ``check=False``: only log."""
+    ckpt_bytes = int(1.01 * variables_bytes(variables)) + int(extra_bytes)
+    need = checkpoint_disk_need(ckpt_bytes, keep, folder_bytes(checkpoint_dir(workdir)))
+    log(f"disk: about {ckpt_bytes / 2**20:,.0f} MiB per checkpoint, {need / 2**20:,.0f} MiB needed "
+        f"free for {keep} kept + 1 being written")
+    check_workdir(workdir, required_bytes=need if check else 0)
+    return need
+
+
+def remove_partial_files(workdir: str, log: Callable[[str], None] = print) -> None:
+    """Leftovers of a process killed while writing: temporary files of ``atomic_path`` (samples,
+    JSON, npz) and checkpoint shards not yet merged (``ckpt-N_temp/``). None of
+    them is ever read; removed so that a killed-and-resumed run leaves a clean workdir."""
+    import glob
+    import shutil
+
+    patterns = ("*.tmp*", "samples/*.tmp*", "heldout/*.tmp*", "checkpoints/*_temp",
+                "checkpoints/*.tmp*")
+    for path in sorted(p for pat in patterns for p in glob.glob(os.path.join(workdir, pat))):
+        log(f"removing {path} (left by an interrupted write)")
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
 def checkpoint_dir(workdir: str) -> str:
     return os.path.join(workdir, CHECKPOINTS)
 

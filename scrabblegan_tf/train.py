@@ -301,52 +301,6 @@ class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive training iterations had non-finite losses or gradients."""
 
 
-def check_workdir(workdir: str, required_bytes: int = 0) -> None:
-    """Fails early, with a clear message, if the workdir cannot be written or (``required_bytes``
-    > 0) its filesystem has less free space than that."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
-        with open(probe, "wb") as f:
-            f.write(b"x" * 4096)
-        os.remove(probe)
-    except OSError as e:
-        raise RuntimeError(f"Workdir {workdir!r} is not writable: {e}") from e
-    if required_bytes > 0:
-        st = os.statvfs(workdir)
-        free = st.f_bavail * st.f_frsize
-        if free < required_bytes:
-            raise RuntimeError(
-                f"Workdir {workdir!r} has {free / 2**20:,.0f} MiB free, but the run needs about "
-                f"{required_bytes / 2**20:,.0f} MiB for its checkpoints (see the log line "
-                f"'disk:'); free some space, lower run.keep_checkpoints or use another --workdir.")
-
-
-def variables_bytes(variables) -> int:
-    """Bytes of the values of ``variables`` (what a checkpoint stores for them)."""
-    import tensorflow as tf
-
-    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
-
-
-def folder_bytes(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass
-    return total
-
-
-def checkpoint_disk_need(checkpoint_bytes: int, keep: int, existing_bytes: int) -> int:
-    """Free bytes a run needs for its checkpoints: ``keep + 1`` of them can exist at once (the
-    manager writes a new one before deleting the oldest); the ones already in the workdir will be
-    rotated out, so their space counts as available. At least one checkpoint's worth."""
-    return max(checkpoint_bytes, (keep + 1) * checkpoint_bytes - existing_bytes)
-
-
 def _check_config_compatible(cfg: Config, workdir: str) -> None:
     path = os.path.join(workdir, run_folder.CONFIG_FILE)
     if not os.path.exists(path):
@@ -416,7 +370,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     """
     # The strategy first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
     strategy = make_strategy(cfg.run.strategy, cfg.run.cpu_devices)
-    check_workdir(workdir)
+    run_folder.check_workdir(workdir)
     _check_config_compatible(cfg, workdir)
 
     import keras
@@ -508,16 +462,14 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
             rng=gan.rng, iterator=iterator)
 
     # Disk: fail now rather than at the first checkpoint save if they will not fit.
-    chief_ckpt_dir = os.path.join(workdir, "checkpoints")
+    chief_ckpt_dir = run_folder.checkpoint_dir(workdir)
     model_weights = [v for m in (gan.generator, gan.discriminator, gan.recognizer) for v in m.weights]
     ckpt_vars = model_weights + [v for o in (gan.g_optimizer, gan.d_optimizer, gan.r_optimizer) for v in o.variables]
     # + the input iterator's state (mostly the shuffle buffer of raw examples; ~32 KiB each, a
     # generous guess for word images) and 1% for the checkpoint's own bookkeeping.
-    ckpt_bytes = int(1.01 * variables_bytes(ckpt_vars)) + cfg.data.shuffle_buffer * 32 * 1024
-    need = checkpoint_disk_need(ckpt_bytes, cfg.run.keep_checkpoints, folder_bytes(chief_ckpt_dir))
-    log(f"disk: about {ckpt_bytes / 2**20:,.0f} MiB per checkpoint, {need / 2**20:,.0f} MiB needed "
-        f"free for {cfg.run.keep_checkpoints} kept + 1 being written")
-    check_workdir(workdir, required_bytes=need if chief else 0)
+    run_folder.reserve_checkpoint_space(workdir, ckpt_vars, cfg.run.keep_checkpoints,
+                                        extra_bytes=cfg.data.shuffle_buffer * 32 * 1024,
+                                        check=chief, log=log)
 
     # Checkpoints: every worker saves (the variables are read collectively); only the chief keeps
     # them (the others write to a temporary folder deleted right after), and everybody restores
@@ -547,7 +499,7 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
         return path if chief else f"(worker: temporary {path}, deleted)"
 
     if chief:
-        _remove_partial_files(workdir, log)
+        run_folder.remove_partial_files(workdir, log)
         run_folder.write_settings(workdir, cfg.to_json(), alphabet.to_json())
     log(f"G {gan.generator.count_params():,} D {gan.discriminator.count_params():,} "
         f"R {gan.recognizer.count_params():,} parameters; {replicas} replica(s); "
@@ -740,25 +692,6 @@ def _all_finite(variables) -> bool:
 
     sums = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in variables]
     return bool(tf.math.is_finite(tf.add_n(sums)))
-
-
-def _remove_partial_files(workdir: str, log) -> None:
-    """Leftovers of a process killed while writing: temporary sample/JSON files (written under a
-    temporary name, then renamed) and checkpoint shards not yet merged (``ckpt-N_temp/``). None of
-    them is ever read; removed so that a killed-and-resumed run leaves a clean workdir."""
-    import glob
-    import shutil
-
-    patterns = ("samples/*.tmp*", "*.json.tmp", "checkpoints/*_temp", "checkpoints/*.tmp*")
-    for path in sorted(p for pat in patterns for p in glob.glob(os.path.join(workdir, pat))):
-        log(f"removing {path} (left by an interrupted write)")
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
 
 
 def _check_same_step_on_all_workers(strategy, step_var) -> None:

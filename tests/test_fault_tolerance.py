@@ -26,6 +26,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from scrabblegan_tf import run_folder
 from scrabblegan_tf import train as train_lib
 from train_helpers import in_memory_dataset, tiny_config
 
@@ -187,9 +188,9 @@ class _StatVfs:
 
 def test_full_filesystem_fails_at_start(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "statvfs", lambda path: _StatVfs(10 * 2**20))  # 10 MiB free
-    train_lib.check_workdir(str(tmp_path), required_bytes=5 * 2**20)  # fits
+    run_folder.check_workdir(str(tmp_path), required_bytes=5 * 2**20)  # fits
     with pytest.raises(RuntimeError, match=r"has 10 MiB free, but the run needs about 20 MiB"):
-        train_lib.check_workdir(str(tmp_path), required_bytes=20 * 2**20)
+        run_folder.check_workdir(str(tmp_path), required_bytes=20 * 2**20)
 
 
 def test_train_refuses_a_workdir_without_room_for_its_checkpoints(tmp_path, monkeypatch):
@@ -210,25 +211,25 @@ def test_read_only_workdir_fails_at_start(tmp_path, monkeypatch):
     def read_only(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", path)
 
-    monkeypatch.setattr(train_lib, "open", read_only, raising=False)
+    monkeypatch.setattr(run_folder, "open", read_only, raising=False)
     with pytest.raises(RuntimeError, match="not writable.*Read-only file system"):
-        train_lib.check_workdir(str(tmp_path))
+        run_folder.check_workdir(str(tmp_path))
 
 
 def test_checkpoint_disk_need():
     # 3 kept + 1 being written, nothing there yet
-    assert train_lib.checkpoint_disk_need(100, keep=3, existing_bytes=0) == 400
+    assert run_folder.checkpoint_disk_need(100, keep=3, existing_bytes=0) == 400
     # the 3 checkpoints already there will be rotated out: one more is needed
-    assert train_lib.checkpoint_disk_need(100, keep=3, existing_bytes=300) == 100
-    assert train_lib.checkpoint_disk_need(100, keep=3, existing_bytes=1000) == 100
+    assert run_folder.checkpoint_disk_need(100, keep=3, existing_bytes=300) == 100
+    assert run_folder.checkpoint_disk_need(100, keep=3, existing_bytes=1000) == 100
 
 
 def test_variables_bytes_matches_a_saved_checkpoint(tmp_path):
     """The estimate's main term is exact: a checkpoint of variables holds their bytes (+ a small
     index)."""
     vs = [tf.Variable(np.zeros((300, 100), np.float32)), tf.Variable(np.zeros((7,), np.int64))]
-    assert train_lib.variables_bytes(vs) == 300 * 100 * 4 + 7 * 8
+    assert run_folder.variables_bytes(vs) == 300 * 100 * 4 + 7 * 8
     path = tf.train.Checkpoint(a=vs[0], b=vs[1]).write(str(tmp_path / "ckpt"))
     data = sum(p.stat().st_size for p in tmp_path.glob("ckpt.data-*"))
-    assert train_lib.variables_bytes(vs) <= data < 1.05 * train_lib.variables_bytes(vs) + 1024
+    assert run_folder.variables_bytes(vs) <= data < 1.05 * run_folder.variables_bytes(vs) + 1024
     assert path

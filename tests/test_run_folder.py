@@ -100,3 +100,28 @@ def test_generate_falls_back_to_the_previous_training_checkpoint(tmp_path):
     a = generate.render(got, alphabet, ["ab"], seeds=[3])[0]
     b = generate.render(ref, alphabet, ["ab"], seeds=[3])[0]
     np.testing.assert_array_equal(a, b)
+
+
+def test_remove_partial_files_and_reserve_space(tmp_path, monkeypatch):
+    """Leftovers of a killed write are removed, finished files kept; the space check raises the
+    one-line WorkdirError (a RuntimeError) the CLIs print without a traceback."""
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
+    for name in ("config.json.tmp123", "samples/step_1.png.tmp9", "samples/step_1.png", "config.json"):
+        (tmp_path / name).write_text("x")
+    logs = []
+    run_folder.remove_partial_files(str(tmp_path), logs.append)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["checkpoints", "config.json", "samples", "samples/step_1.png"]
+    assert len(logs) == 3 and all("interrupted write" in m for m in logs)
+
+    class StatVfs:
+        f_frsize, f_bavail = 4096, 256  # 1 MiB free
+    monkeypatch.setattr(os, "statvfs", lambda path: StatVfs())
+    small = [tf.Variable(np.zeros((10,), np.float32))]
+    need = run_folder.reserve_checkpoint_space(str(tmp_path), small, keep=2, log=logs.append)
+    assert need == 3 * int(1.01 * 40)  # 2 kept + 1 being written, 40 bytes each (+1%)
+    big = [tf.Variable(np.zeros((1024, 1024), np.float32))]  # 4 MiB per checkpoint
+    with pytest.raises(run_folder.WorkdirError, match="MiB free, but the run needs about 12 MiB"):
+        run_folder.reserve_checkpoint_space(str(tmp_path), big, keep=2, log=logs.append)
+    assert issubclass(run_folder.WorkdirError, RuntimeError)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from scrabblegan_tf import config as config_lib
+from scrabblegan_tf import run_folder
 from scrabblegan_tf import train as train_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def test_unwritable_workdir_fails_at_start(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(RuntimeError, match="not writable"):
-        train_lib.check_workdir(str(blocker / "run"))
+        run_folder.check_workdir(str(blocker / "run"))
 
 
 def test_linear_decay_second_half():

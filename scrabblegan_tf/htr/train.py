@@ -159,7 +159,7 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
     from scrabblegan_tf.htr import data as htr_data
     from scrabblegan_tf.htr.model import count_params
 
-    os.makedirs(workdir, exist_ok=True)
+    run_folder.check_workdir(workdir)
     _check_compatible(cfg, workdir)
     alphabet = htr_data.resolve_alphabet(cfg)
     keras.utils.set_random_seed(cfg.seed)
@@ -169,7 +169,10 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
     optimizer.build(model.trainable_variables)
     step_var = tf.Variable(0, dtype=tf.int64, name="step")
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
+    run_folder.remove_partial_files(workdir, log)
+    run_folder.reserve_checkpoint_space(workdir, model.weights + optimizer.variables,
+                                        cfg.keep_checkpoints, log=log)
+    manager = tf.train.CheckpointManager(ckpt, run_folder.checkpoint_dir(workdir),
                                          max_to_keep=cfg.keep_checkpoints)
     resumed = run_folder.restore(ckpt, run_folder.checkpoint_dir(workdir), log=log)
     if resumed:
