@@ -15,6 +15,7 @@ otherwise a config named ``h32`` if there is one; otherwise the builder's defaul
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
 import sys
 import time
@@ -185,6 +186,9 @@ def ensure_prepared(
     if _is_prepared(builder):
         return builder
     manual_dir = manual_dir or getattr(builder, "_scrabblegan_manual_dir", None)
+    if manual_dir and not os.path.isdir(os.path.expanduser(str(manual_dir))):
+        raise FileNotFoundError(f"manual_dir {manual_dir} does not exist (the folder with the "
+                                f"downloaded {builder.name} files; see datasets/{builder.name}/README.md)")
     config = builder.builder_config.name if builder.builder_config else "-"
     log(
         f"Preparing dataset {builder.name} (config {config}) in {builder.data_dir} on first use"
@@ -196,7 +200,16 @@ def ensure_prepared(
         manual_dir=str(manual_dir) if manual_dir else None,
         compute_stats=tfds.download.ComputeStatsMode.SKIP,
     )
-    builder.download_and_prepare(download_config=download_config)
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except AssertionError as e:  # TFDS: "Manual directory ... does not exist or is empty. ..."
+        if not str(e).startswith("Manual directory"):
+            raise
+        first = next((ln.strip() for ln in str(builder.MANUAL_DOWNLOAD_INSTRUCTIONS or "").splitlines()
+                      if ln.strip()), "")
+        raise FileNotFoundError(
+            f"manual_dir {manual_dir or '(not given)'} holds no {builder.name} files: {first} "
+            f"(details: datasets/{builder.name}/README.md)") from None
     splits = ", ".join(f"{k} {v.num_examples}" for k, v in sorted(builder.info.splits.items()))
     log(f"Prepared {builder.name}/{config} in {time.time() - start:.1f} s: {splits}")
     return builder

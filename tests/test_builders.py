@@ -168,3 +168,20 @@ def test_cli_style_import_then_library_load_does_not_clash(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_missing_or_empty_manual_dir_is_a_one_line_file_not_found(tmp_path):
+    """A --manual_dir that does not exist fails before TFDS (DHSD would otherwise try to download
+    offline); an empty one of a registration-only dataset gives TFDS' AssertionError, turned into a
+    one-line FileNotFoundError with the first instruction line (the CLIs print it, exit status 2)."""
+    builder = builders.get_builder("dhsd", data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(FileNotFoundError, match=r"manual_dir .*nope does not exist"):
+        builders.ensure_prepared(builder, manual_dir=str(tmp_path / "nope"), log=lambda m: None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    builder = builders.get_builder("iam", data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(FileNotFoundError) as info:
+        builders.ensure_prepared(builder, manual_dir=str(empty), log=lambda m: None)
+    message = str(info.value)
+    assert message.startswith(f"manual_dir {empty} holds no iam files: Register at ")
+    assert "\n" not in message and "datasets/iam/README.md" in message
