@@ -35,9 +35,9 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from scrabblegan_tf import builders, data
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import DATASET_ALPHABETS, DataConfig, ModelConfig
+    from scrabblegan_tf.data import builders, pipeline as data
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import DATASET_ALPHABETS, DataConfig, ModelConfig
 
     dcfg, mcfg = DataConfig(), ModelConfig()
     alphabet = Alphabet.preset(args.alphabet or DATASET_ALPHABETS.get(args.dataset, "english"))

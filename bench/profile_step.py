@@ -77,9 +77,9 @@ def main():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.train import make_gan
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import get_config
+    from scrabblegan_tf.training.gan_training import make_gan
 
     cfg = get_config(a.config)
     if a.batch:

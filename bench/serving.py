@@ -55,10 +55,10 @@ def bench_config(name: str, args) -> list[dict]:
     from PIL import Image
 
     from scrabblegan_tf.serving import export_lib
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.generate import render, style_vectors
-    from scrabblegan_tf.model_factory import make_generator
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import get_config
+    from scrabblegan_tf.inference.generation import render, style_vectors
+    from scrabblegan_tf.models.factory import make_generator
 
     cfg = get_config(name)
     alphabet = Alphabet.preset("english")

@@ -9,7 +9,7 @@
   precision policy), one ``tf.function`` step like ``train``'s, 8-letter words (real images
   32 x 8 char_width), for each config x batch x precision; the first (tracing) call excluded.
   ``images_per_cpu_s`` divides by the process's CPU time (robust on a shared machine).
-- ``generate``: G-only inference words/s at batch 64, 8-letter words (``generate.load_generator``'s
+- ``generate``: G-only inference words/s at batch 64, 8-letter words (``generation.load_generator``'s
   precision switch), float32 vs bfloat16.
 - ``latency``: one word ("hello") through an exported SavedModel's ``serving_default`` (PNG out),
   median and p99 over ``--latency_calls`` calls, float32 vs bfloat16 export.
@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 
 
 def emit(record: dict) -> None:
-    from scrabblegan_tf.train import cpu_bf16_flags
+    from scrabblegan_tf.training.distribution import cpu_bf16_flags
 
     record = {**record, "peak_rss_mb": peak_rss_mb(), "cpu_bf16_flags": cpu_bf16_flags()}
     print(json.dumps(record), flush=True)
@@ -51,9 +51,9 @@ def words(n: int, length: int, seed: int = 0) -> list[str]:
 def bench_train(config: str, batch: int, precision: str, iterations: int, word_len: int) -> dict:
     import tensorflow as tf
 
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.train import make_gan
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import get_config
+    from scrabblegan_tf.training.gan_training import make_gan
 
     cfg = get_config(config)
     cfg.data.batch_size = batch
@@ -91,9 +91,9 @@ def _workdir(config: str, tmp: str) -> str:
     """A workdir with a freshly initialised G of ``config`` (speed does not depend on training)."""
     import tensorflow as tf
 
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.model_factory import generator_for
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import get_config
+    from scrabblegan_tf.models.factory import generator_for
 
     cfg = get_config(config)
     alphabet = Alphabet.preset("english")
@@ -114,7 +114,7 @@ def bench_generate(workdir: str, config: str, precision: str, batch: int, word_l
                    reps: int) -> dict:
     import tensorflow as tf
 
-    from scrabblegan_tf.generate import load_generator, style_vectors
+    from scrabblegan_tf.inference.generation import load_generator, style_vectors
 
     gen, cfg, alphabet, _ = load_generator(workdir, precision=precision)
     ids, lengths = alphabet.encode_batch(words(batch, word_len, seed=2))

@@ -38,11 +38,11 @@ def main():
     import keras
     import tensorflow as tf
 
-    from scrabblegan_tf.alphabet import Alphabet
-    from scrabblegan_tf.config import get_config
-    from scrabblegan_tf.gan import ScrabbleGAN
-    from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
-    from scrabblegan_tf.train import make_optimizers
+    from scrabblegan_tf.core.alphabet import Alphabet
+    from scrabblegan_tf.core.config import get_config
+    from scrabblegan_tf.models.gan import ScrabbleGAN
+    from scrabblegan_tf.models.factory import make_discriminator, make_generator, make_recognizer
+    from scrabblegan_tf.training.gan_training import make_optimizers
 
     cfg = get_config(args.config)
     alphabet = Alphabet.preset("english")

@@ -22,14 +22,10 @@ import sys
 import tempfile
 from typing import Callable
 
-from scrabblegan_tf.run_folder import WorkdirError
+from scrabblegan_tf.core.errors import UserError, WorkdirError
 
 EXIT_USAGE = 2  # bad input, as absl's usage errors
 VERBOSE_ENV = "SCRABBLEGAN_VERBOSE"
-
-
-class UserError(Exception):
-    """Bad input from the user (a flag value, a file, a text): one line, exit status 2."""
 
 
 # The exceptions shown as one line: bad input reaches the CLIs as one of these (WorkdirError: a

@@ -11,7 +11,7 @@ import sys
 from absl import flags
 
 from scrabblegan_tf import cli
-from scrabblegan_tf import config as config_lib
+from scrabblegan_tf.core import config as config_lib
 from scrabblegan_tf.cli import UserError
 
 FLAGS = flags.FLAGS
@@ -28,7 +28,7 @@ def _define_flags():
     flags.DEFINE_integer("batch_size", None, "Per-replica mini-batch size.")
     flags.DEFINE_enum("strategy", None, ["auto", "mirrored", "multi_worker", "default"],
                       "Distribution strategy; multi_worker: one process per machine, cluster from "
-                      "TF_CONFIG (see scrabblegan_tf/multiworker.py).")
+                      "TF_CONFIG (see scrabblegan_tf/training/multiworker.py).")
     flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
     flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
     flags.DEFINE_integer("seed", None, "Random seed.")
@@ -56,9 +56,10 @@ def eval_readers(cfg: config_lib.Config):
     """{"htr": reader} for --eval_htr (and its CER on real eval images, logged), or {}."""
     if not FLAGS.eval_htr:
         return {}
-    from scrabblegan_tf import metrics
-    from scrabblegan_tf.htr.data import real_uint8
-    from scrabblegan_tf.htr.train import load_htr, read_uint8
+    from scrabblegan_tf.core import metrics
+    from scrabblegan_tf.data.htr_inputs import real_uint8
+    from scrabblegan_tf.models.crnn import read_uint8
+    from scrabblegan_tf.training.htr_training import load_htr
 
     model, htr_cfg, alphabet, path, step = load_htr(FLAGS.eval_htr)
 
@@ -99,7 +100,7 @@ def build_config() -> config_lib.Config:
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {argv[1:]}")
-    from scrabblegan_tf.train import EXIT_SIGTERM, train
+    from scrabblegan_tf.training.gan_training import EXIT_SIGTERM, train
 
     cfg = build_config()
     result = train(cfg, FLAGS.workdir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,

@@ -10,10 +10,10 @@ import pathlib
 
 import tensorflow as tf
 
-from scrabblegan_tf import config as config_lib
-from scrabblegan_tf import run_folder
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.model_factory import make_generator
+from scrabblegan_tf.core import config as config_lib
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.models.factory import make_generator
 
 
 def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:

@@ -9,25 +9,26 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from scrabblegan_tf import config as config_lib
-from scrabblegan_tf import run_folder
-from scrabblegan_tf import train as train_lib
+from scrabblegan_tf.core import config as config_lib
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.training import gan_training as train_lib
+from scrabblegan_tf.data import inputs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DHSD_DUMMY = REPO / "datasets" / "dhsd" / "dummy_data"
 
 
 def make_tiny_gan(workdir) -> str:
-    """A GAN workdir as scrabblegan_tf.train writes it (config.json, alphabet.json, checkpoints/)
+    """A GAN workdir as scrabblegan_tf.training.gan_training writes it (config.json, alphabet.json, checkpoints/)
     holding a freshly initialised smoke-config generator (German alphabet: data.dataset=dhsd).
     Untrained weights draw noise-like words, which is all these tests need; training one step
     (tests/test_experiments.py does) costs ~30 s of tracing."""
     import keras
 
-    from scrabblegan_tf.model_factory import make_generator
+    from scrabblegan_tf.models.factory import make_generator
 
     cfg = config_lib.get_config("smoke", ["data.dataset=dhsd"])
-    alphabet = train_lib.resolve_alphabet(cfg)
+    alphabet = inputs.resolve_alphabet(cfg)
     keras.utils.set_random_seed(0)
     gen = make_generator(cfg.model, alphabet.num_classes)
     gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))

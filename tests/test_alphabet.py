@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from scrabblegan_tf.alphabet import BLANK_ID, ENGLISH, GERMAN, GERMAN_EXTRA, Alphabet
+from scrabblegan_tf.core.alphabet import BLANK_ID, ENGLISH, GERMAN, GERMAN_EXTRA, Alphabet
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of scrabblegan_tf.builders: builders load by file path, also with a Hugging Face-like
+"""Tests of scrabblegan_tf.data.builders: builders load by file path, also with a Hugging Face-like
 `datasets` package importable, config preference (h32), preparing once, and double loading."""
 
 import os
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf import builders
+from scrabblegan_tf.data import builders
 
 REPO = builders.REPO_ROOT
 
@@ -155,7 +155,7 @@ def test_cli_style_import_then_library_load_does_not_clash(tmp_path):
         sys.path.insert(0, {str(REPO / 'datasets')!r})
         import handwriting_fonts.handwriting_fonts_dataset_builder as cli_module
         sys.path.pop(0)
-        from scrabblegan_tf import builders
+        from scrabblegan_tf.data import builders
         cls = builders.builder_class("handwriting_fonts")
         assert cls is not cli_module.Builder and cls.name == cli_module.Builder.name
         assert builders.get_builder("handwriting_fonts", data_dir={str(tmp_path / 'data')!r}).name

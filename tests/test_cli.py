@@ -15,7 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ENV = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", cli.VERBOSE_ENV)}
 CLI_MODULES = ["scrabblegan_tf.train_cli", "scrabblegan_tf.generate", "scrabblegan_tf.synthesize",
                "scrabblegan_tf.serving.export_main", "scrabblegan_tf.serving.client",
-               "scrabblegan_tf.htr.__main__", "scrabblegan_tf.pretrained",
+               "scrabblegan_tf.htr", "scrabblegan_tf.pretrained",
                "scrabblegan_tf.experiments.legibility", "scrabblegan_tf.experiments.semi_supervised",
                "scrabblegan_tf.experiments.htr_augmentation.__main__"]
 
@@ -90,7 +90,7 @@ def test_generate_rejects_unknown_characters_in_one_line():
 
 
 def test_progress_duration_and_eta():
-    from scrabblegan_tf import progress
+    from scrabblegan_tf.core import progress
 
     assert progress.duration(59.6) == "1:00" and progress.duration(3725) == "1:02:05"
     assert progress.duration(-3) == "0:00"

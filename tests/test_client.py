@@ -41,7 +41,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """An exported version (in-process export of an untrained smoke workdir) and its loaded model."""
-    from scrabblegan_tf.generate import load_generator
+    from scrabblegan_tf.inference.generation import load_generator
 
     root = tmp_path_factory.mktemp("client")
     gen, _, alphabet, _ = load_generator(make_workdir(root / "workdir"))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from scrabblegan_tf.config import Config, ModelConfig, get_config, paper, small, smoke
+from scrabblegan_tf.core.config import Config, ModelConfig, get_config, paper, small, smoke
 
 
 def test_paper_preset_is_the_paper_sizes():

@@ -1,11 +1,12 @@
-"""Tests of scrabblegan_tf.data on tiny in-memory datasets (and the tiny handwriting_fonts build)."""
+"""Tests of scrabblegan_tf.data.pipeline on tiny in-memory datasets (and the tiny handwriting_fonts build)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import data, pixels
-from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.data import pipeline as data
+from scrabblegan_tf.core import pixels
+from scrabblegan_tf.core.alphabet import Alphabet
 
 EN = Alphabet.preset("english")
 
@@ -173,7 +174,7 @@ def test_pixel_conversions_round_trip():
 
 
 def test_tiny_handwriting_fonts_build_through_the_pipeline(tmp_path):
-    from scrabblegan_tf import builders
+    from scrabblegan_tf.data import builders
 
     hf = builders.builder_module("handwriting_fonts")
     try:

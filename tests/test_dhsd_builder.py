@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf.builders import builder_module
+from scrabblegan_tf.data.builders import builder_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 REAL_DHSD = REPO.parent / "shared" / "data" / "dhsd"
@@ -231,7 +231,7 @@ def test_loads_by_path_and_like_the_cli_with_hf_datasets_importable(tmp_path, mo
   import datasets  # pylint: disable=g-import-not-at-top
   assert getattr(datasets, "HF_FAKE", False)
 
-  # By path under another module name (as scrabblegan_tf/builders.py does).
+  # By path under another module name (as scrabblegan_tf/data/builders.py does).
   path = REPO / "datasets" / "dhsd" / "dhsd_dataset_builder.py"
   spec = importlib.util.spec_from_file_location("hf_clash_check_dhsd", path)
   module = importlib.util.module_from_spec(spec)

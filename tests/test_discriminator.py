@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf.discriminator import Discriminator
+from scrabblegan_tf.models.discriminator import Discriminator
 from tiny_models import tiny_discriminator
 
 

@@ -88,7 +88,7 @@ def test_experiment_end_to_end_tiny(tmp_path):
 def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch):
     """A GAN run stopped by SIGTERM (checkpoint saved, TrainResult.interrupted) must not be followed
     by synthesis and HTR training from the half-trained generator; the CLI exits with 143."""
-    from scrabblegan_tf import train as train_lib
+    from scrabblegan_tf.training import gan_training as train_lib
     from scrabblegan_tf.experiments.htr_augmentation import Experiment, ExperimentSettings, Interrupted
     from scrabblegan_tf.experiments.htr_augmentation import __main__ as cli
 
@@ -121,7 +121,7 @@ def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch)
 def test_legibility_criterion_and_curve_helpers(tmp_path):
     """Legible: HTR CER <= 0.20 and <= 2 x the HTR's CER on real images; the first such point of
     legibility.jsonl (the last record per step wins, as after a resume); the table and the chart."""
-    from scrabblegan_tf import plot
+    from scrabblegan_tf.evaluation import plot
     from scrabblegan_tf.experiments import legibility as leg
 
     assert leg.legible(0.19, 0.1) and not leg.legible(0.21, 0.2) and not leg.legible(0.15, 0.07)
@@ -151,7 +151,7 @@ def test_legibility_verdict_with_a_weak_reader_and_report_rewrite(tmp_path):
     """An evaluation HTR that misreads real images at CER > 0.5 cannot decide legibility (2 x 0.64
     bounds nothing): the verdict says so instead of "legible from iteration 500"; R's milestone is
     the first point with R CER <= 0.20; --report_only rewrites legibility.md and the model card."""
-    from scrabblegan_tf import pretrained
+    from scrabblegan_tf.inference import model_folder
     from scrabblegan_tf.experiments import legibility as leg
 
     points = [{"step": 500, "minutes": 1.1, "cer_r": 0.91, "cer_htr": 0.78, "wer_htr": 1.0},
@@ -175,13 +175,13 @@ def test_legibility_verdict_with_a_weak_reader_and_report_rewrite(tmp_path):
     (results / "legibility.md").write_text("# Old title\n\nVerdict: legible from iteration 500\n")
     model = tmp_path / "model"
     model.mkdir()
-    pretrained.write_card(model, {"title": "G", "legibility (held-out words)": {
+    model_folder.write_card(model, {"title": "G", "legibility (held-out words)": {
         "CER read by R": 0.2, "verdict": "legible from iteration 500 (1.1 training minutes)"}})
     assert leg.rewrite_report(str(results), model_out=str(model), log=lambda *_: None) == weak
     md = (results / "legibility.md").read_text()
     assert md.startswith("# Old title\n") and "not decided by the evaluation HTR" in md
     assert (results / "curve.png").stat().st_size > 1000
     assert "| 1500 | 3.3 | 0.200 | 0.600 | 1.000 | yes |" in md and "iteration 500 (" not in md
-    card = json.loads((model / pretrained.CARD_JSON).read_text())["legibility (held-out words)"]
+    card = json.loads((model / model_folder.CARD_JSON).read_text())["legibility (held-out words)"]
     assert card["verdict"] == weak and card["CER read by R"] == 0.2 and "R milestone" in card
-    assert "not decided" in (model / pretrained.CARD_MD).read_text()
+    assert "not decided" in (model / model_folder.CARD_MD).read_text()

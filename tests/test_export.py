@@ -23,8 +23,8 @@ import tensorflow as tf
 from PIL import Image
 
 from export_helpers import make_workdir
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.generate import load_generator, render, style_vectors
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.inference.generation import load_generator, render, style_vectors
 from scrabblegan_tf.serving import export_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -308,7 +308,7 @@ def test_kelvin_sign_reads_as_k(loaded):
 def test_decomposed_accents_are_composed_in_the_graph():
     """French alphabet: "e" + U+0301 gives the id of "é" (no tf.strings.unicode_normalize in core TF:
     the decomposed forms of the alphabet's symbols are composed by regex_replace)."""
-    from scrabblegan_tf.generator import Generator
+    from scrabblegan_tf.models.generator import Generator
 
     abc = Alphabet.preset("french")
     gen = Generator(num_classes=abc.num_classes, z_dim=32, channels=(8, 4, 4, 4))

@@ -26,8 +26,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from scrabblegan_tf import run_folder
-from scrabblegan_tf import train as train_lib
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.training import gan_training as train_lib
 from train_helpers import in_memory_dataset, tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(r'''
     tf.config.run_functions_eagerly(True)
     sys.path.insert(0, sys.argv[1])
     from train_helpers import in_memory_dataset, tiny_config
-    from scrabblegan_tf import train as train_lib
+    from scrabblegan_tf.training import gan_training as train_lib
 
     cfg = tiny_config(int(sys.argv[3]))
     cfg.optim.g_every = 1

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import losses
-from scrabblegan_tf.gan import METRIC_NAMES, concat_padded
-from scrabblegan_tf.recognizer import Recognizer
+from scrabblegan_tf.models import losses
+from scrabblegan_tf.models.gan import METRIC_NAMES, concat_padded
+from scrabblegan_tf.models.recognizer import Recognizer
 from tiny_models import ALPHABET, LEXICON, Z_DIM, real_batch, snapshot, tiny_gan, trainable_snapshot
 
 B = 2

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import layers as L
-from scrabblegan_tf.generator import Generator
+from scrabblegan_tf.models import layers as L
+from scrabblegan_tf.models.generator import Generator
 from tiny_models import ALPHABET, NUM_CLASSES, Z_DIM, tiny_generator
 
 
@@ -134,8 +134,8 @@ def test_batch_norm_settings_are_the_official_ones():
     """PyTorch BatchNorm momentum 0.1 (Keras 0.9: moving = 0.9 moving + 0.1 batch) and eps 1e-5 in
     G (from the config defaults) and R: one training call moves G's moving mean 10% of the way to
     the batch mean."""
-    from scrabblegan_tf.config import ModelConfig
-    from scrabblegan_tf.model_factory import make_generator, make_recognizer
+    from scrabblegan_tf.core.config import ModelConfig
+    from scrabblegan_tf.models.factory import make_generator, make_recognizer
 
     cfg = ModelConfig(width_mult=1 / 16, z_dim=32)
     assert (cfg.bn_momentum, cfg.bn_eps) == (0.9, 1e-5)

@@ -1,7 +1,7 @@
 """Tests of datasets/handwriting_fonts: TFDS contract on the `tiny` config, determinism, image looks,
 the bundled word list, and the error without fonts.
 
-The builder is loaded by file path (scrabblegan_tf.builders), never through `import datasets`.
+The builder is loaded by file path (scrabblegan_tf.data.builders), never through `import datasets`.
 Needs the handwriting font packages (`make fonts`); skipped, with the reason, when none is installed.
 """
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf import builders
-from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.data import builders
+from scrabblegan_tf.core.alphabet import Alphabet
 
 hf = builders.builder_module("handwriting_fonts")
 

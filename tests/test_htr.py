@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import losses
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.htr import data as htr_data
-from scrabblegan_tf.htr.config import HTRConfig
-from scrabblegan_tf.htr.model import CRNN, greedy_decode
+from scrabblegan_tf.models import losses
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.data import htr_inputs as htr_data
+from scrabblegan_tf.core.htr_config import HTRConfig
+from scrabblegan_tf.models.crnn import CRNN, greedy_decode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DHSD_DUMMY = REPO / "datasets" / "dhsd" / "dummy_data"
@@ -179,7 +179,7 @@ def test_cli_train_resume_evaluate(tmp_path):
     assert 0.0 <= res["wer"] <= 1.0 and res["cer"] >= 0.0 and res["ned"] >= 0.0
     assert sorted(e["truth"] for e in res["examples"]) == ["Fünfeck 3", "Tannenhöhe"]
     assert json.loads((work / "eval_test.json").read_text())["wer"] == res["wer"]
-    from scrabblegan_tf.htr.train import _check_compatible
+    from scrabblegan_tf.training.htr_training import _check_compatible
 
     with pytest.raises(ValueError, match="another model config"):
         _check_compatible(HTRConfig.from_dict({**saved, "width_mult": 0.5}), str(work))

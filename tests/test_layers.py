@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import layers as L
+from scrabblegan_tf.models import layers as L
 
 
 def _w_over_sigma(layer):

@@ -1,11 +1,11 @@
-"""Tests of scrabblegan_tf.lexicon: filtering with counts, max_len, capitalisation, tensors."""
+"""Tests of scrabblegan_tf.data.lexicon: filtering with counts, max_len, capitalisation, tensors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.lexicon import Lexicon
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.data.lexicon import Lexicon
 
 EN = Alphabet.preset("english")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import losses
+from scrabblegan_tf.models import losses
 
 
 # -- hinge --------------------------------------------------------------------------------------

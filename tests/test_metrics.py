@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from scrabblegan_tf import metrics
+from scrabblegan_tf.core import metrics
 
 
 @pytest.mark.parametrize("a, b, d", [

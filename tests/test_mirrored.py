@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(r'''
     import numpy as np
     sys.path.insert(0, sys.argv[1])
     from tiny_models import ALPHABET, Z_DIM, tiny_gan
-    from scrabblegan_tf import losses
+    from scrabblegan_tf.models import losses
 
     sgd = lambda: keras.optimizers.SGD(0.1)
     single = tiny_gan(g_every=1, optimizer=sgd, seed=0)

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import train as train_lib
-from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.training import gan_training as train_lib
+from scrabblegan_tf.training import distribution
+from scrabblegan_tf.core.alphabet import Alphabet
 from tiny_models import real_batch
 from train_helpers import in_memory_dataset, tiny_config
 
@@ -146,7 +147,7 @@ def test_train_with_mixed_bfloat16(tmp_path):
     assert any("at step 2" in m for m in logs)
     assert all(np.isfinite(v) for v in res.metrics.values()), res.metrics
     assert keras.mixed_precision.global_policy().name == "float32"
-    want = "bfloat16" if train_lib.cpu_bf16_flags() else "float32"
+    want = "bfloat16" if distribution.cpu_bf16_flags() else "float32"
     assert res.gan.discriminator.compute_dtype == want and res.gan.generator.compute_dtype == want
 
 
@@ -155,7 +156,7 @@ CPUINFO_AVX2 = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
 
 
 def test_resolve_mixed_precision():
-    r = train_lib.resolve_mixed_precision
+    r = distribution.resolve_mixed_precision
     assert r("")[0] == ""
     assert r("mixed_float16")[0] == "mixed_float16"
     assert r("auto", gpu=True, cpuinfo=CPUINFO_AVX2)[0] == "mixed_float16"
@@ -163,6 +164,6 @@ def test_resolve_mixed_precision():
     assert policy == "mixed_bfloat16" and "amx_bf16 and avx512_bf16" in why
     policy, why = r("auto", gpu=False, cpuinfo=CPUINFO_AVX2)
     assert policy == "" and "neither" in why
-    assert train_lib.cpu_bf16_flags(CPUINFO_AMX) == ["amx_bf16", "avx512_bf16"]
+    assert distribution.cpu_bf16_flags(CPUINFO_AMX) == ["amx_bf16", "avx512_bf16"]
     with pytest.raises(ValueError, match="run.mixed_precision"):
         r("float16")

@@ -1,23 +1,24 @@
-"""The legibility signal (scrabblegan_tf/monitor.py): held-out word choice, reading, grids."""
+"""The legibility signal (scrabblegan_tf/training/monitor.py): held-out word choice, reading, grids."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scrabblegan_tf import monitor
-from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.data import lexicon
+from scrabblegan_tf.training import monitor
+from scrabblegan_tf.core.alphabet import Alphabet
 
 ENGLISH = Alphabet.preset("english")
 
 
 def test_heldout_words_are_seeded_filtered_and_sorted_by_length():
     candidates = ["zebra", "a", "quilt", "jam", "ab", "zebra", "naïve", "x" * 21, "trained", "jam"]
-    got = monitor.heldout_words(candidates, ["trained"], ENGLISH, num=10, max_len=20)
+    got = lexicon.heldout_words(candidates, ["trained"], ENGLISH, num=10, max_len=20)
     # distinct, >= 2 symbols, <= 20, writable (no "ï" in English), not a training label
     assert got == ["ab", "jam", "quilt", "zebra"]
-    a = monitor.heldout_words(candidates, [], ENGLISH, num=2, seed=3)
-    assert a == monitor.heldout_words(list(reversed(candidates)), [], ENGLISH, num=2, seed=3)
+    a = lexicon.heldout_words(candidates, [], ENGLISH, num=2, seed=3)
+    assert a == lexicon.heldout_words(list(reversed(candidates)), [], ENGLISH, num=2, seed=3)
     assert len(a) == 2 and [len(w) for w in a] == sorted(len(w) for w in a)
 
 
@@ -70,7 +71,7 @@ def test_monitor_reads_every_word_with_every_reader():
 def test_caption_font_draws_umlauts():
     """Captions of DHSD words (ä, ö, ü, ß) must not be drawn as the missing-glyph box that Pillow's
     default font gives: "ß" and an unassigned code point (U+0378, always the box) differ."""
-    from scrabblegan_tf import imaging
+    from scrabblegan_tf.core import imaging
 
     font = imaging.caption_font()
     if not hasattr(font, "path"):

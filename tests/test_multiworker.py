@@ -32,9 +32,10 @@ STEPS = 3
 SCRIPT = textwrap.dedent(r'''
     import sys
     tests_dir, workdir, out, steps, strategy_name = sys.argv[1:6]
-    from scrabblegan_tf import train as train_lib
+    from scrabblegan_tf.training import gan_training as train_lib
+    from scrabblegan_tf.training import distribution
     # MultiWorkerMirroredStrategy before any other TensorFlow op (collectives are set up at start).
-    strategy = train_lib.make_strategy(strategy_name, 2 if strategy_name == "mirrored" else 0)
+    strategy = distribution.make_strategy(strategy_name, 2 if strategy_name == "mirrored" else 0)
     if strategy_name == "mirrored":  # the reference runs eagerly: no trace, a shorter test
         import tensorflow as tf
         tf.config.run_functions_eagerly(True)
@@ -42,7 +43,7 @@ SCRIPT = textwrap.dedent(r'''
     sys.path.insert(0, tests_dir)
     from train_helpers import in_memory_dataset, tiny_config
 
-    from scrabblegan_tf.gan import ScrabbleGAN
+    from scrabblegan_tf.models.gan import ScrabbleGAN
 
     initial = []
     build_all = ScrabbleGAN.build_all

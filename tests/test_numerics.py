@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import train as train_lib
+from scrabblegan_tf.training import gan_training as train_lib
 from tiny_models import real_batch, snapshot, tiny_gan
 
 ADAM = lambda: keras.optimizers.Adam(1e-3, beta_1=0.5)  # noqa: E731  (beta_1 > 0: m matters)

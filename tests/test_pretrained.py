@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from scrabblegan_tf import generate, pretrained
+from scrabblegan_tf.inference import generation, model_folder
 from export_helpers import make_workdir
 
 
@@ -17,20 +17,20 @@ def test_model_folder_round_trip_renders_like_the_workdir(tmp_path):
     are stored as float16 (relative rounding 2^-11), so pixels agree within a few grey levels;
     batch-norm statistics and u vectors are float32 (exact)."""
     work = make_workdir(tmp_path / "run")
-    gen, cfg, alphabet, _ = generate.load_generator(work, inference=False)
+    gen, cfg, alphabet, _ = generation.load_generator(work, inference=False)
     with pytest.raises(ValueError, match="frozen"):
-        pretrained.save_weights(generate.load_generator(work)[0], tmp_path / "frozen.npz")
-    out = pretrained.write_model_folder(gen, cfg.to_json(), alphabet.to_json(), tmp_path / "model",
+        model_folder.save_weights(generation.load_generator(work)[0], tmp_path / "frozen.npz")
+    out = model_folder.write_model_folder(gen, cfg.to_json(), alphabet.to_json(), tmp_path / "model",
                                         card={"title": "t", "iterations": 3, "x": {"a": 1}})
-    assert pretrained.is_model_folder(out) and not pretrained.is_model_folder(work)
-    gen2, cfg2, alphabet2, path = generate.load_generator(str(out))
+    assert model_folder.is_model_folder(out) and not model_folder.is_model_folder(work)
+    gen2, cfg2, alphabet2, path = generation.load_generator(str(out))
     assert path.endswith("generator.npz") and cfg2 == cfg and alphabet2 == alphabet
     with np.load(path) as data:
         dtypes = {k: data[k].dtype for k in data.files}
     trainable = {v.path for v in gen.trainable_variables}
     assert all((dtypes[k] == np.float16) == (k in trainable) for k in dtypes)
-    a = generate.render(gen, alphabet, ["hello", "ab"], seeds=[1, 2])
-    b = generate.render(gen2, alphabet, ["hello", "ab"], seeds=[1, 2])
+    a = generation.render(gen, alphabet, ["hello", "ab"], seeds=[1, 2])
+    b = generation.render(gen2, alphabet, ["hello", "ab"], seeds=[1, 2])
     for x, y in zip(a, b):
         assert x.shape == y.shape
         assert np.abs(x.astype(int) - y.astype(int)).max() <= 4
@@ -41,9 +41,9 @@ def test_model_folder_round_trip_renders_like_the_workdir(tmp_path):
 
 def test_wrong_weights_are_a_clear_error(tmp_path):
     work = make_workdir(tmp_path / "run")
-    gen, cfg, alphabet, _ = generate.load_generator(work, inference=False)
+    gen, cfg, alphabet, _ = generation.load_generator(work, inference=False)
     path = tmp_path / "w.npz"
-    pretrained.save_weights(gen, path)
+    model_folder.save_weights(gen, path)
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     key = next(iter(arrays))
@@ -51,46 +51,46 @@ def test_wrong_weights_are_a_clear_error(tmp_path):
     bad[key] = np.zeros((1,), np.float32)
     np.savez(tmp_path / "shape.npz", **bad)
     with pytest.raises(ValueError, match="has shape"):
-        pretrained.load_weights(gen, tmp_path / "shape.npz")
+        model_folder.load_weights(gen, tmp_path / "shape.npz")
     missing = dict(arrays)
     del missing[key]
     np.savez(tmp_path / "missing.npz", **missing)
     with pytest.raises(ValueError, match="has no weight"):
-        pretrained.load_weights(gen, tmp_path / "missing.npz")
+        model_folder.load_weights(gen, tmp_path / "missing.npz")
 
 
 def test_bfloat16_generation_is_close_to_float32(tmp_path):
     """precision=bfloat16: same weights, convolutions in bfloat16 (8 significant bits); the images
     stay within a small mean difference of the float32 ones and padding stays white."""
     work = make_workdir(tmp_path / "run")
-    g32, _, alphabet, _ = generate.load_generator(work)
-    g16, _, _, _ = generate.load_generator(work, precision="bfloat16")
+    g32, _, alphabet, _ = generation.load_generator(work)
+    g16, _, _, _ = generation.load_generator(work, precision="bfloat16")
     assert g16.compute_dtype == "bfloat16"
-    a = generate.render(g32, alphabet, ["hello"], seeds=[3])[0].astype(float)
-    b = generate.render(g16, alphabet, ["hello"], seeds=[3])[0].astype(float)
+    a = generation.render(g32, alphabet, ["hello"], seeds=[3])[0].astype(float)
+    b = generation.render(g16, alphabet, ["hello"], seeds=[3])[0].astype(float)
     assert a.shape == b.shape and np.abs(a - b).mean() < 6.0
     with pytest.raises(ValueError, match="precision"):
-        generate.load_generator(work, precision="float16")
+        generation.load_generator(work, precision="float16")
 
 
 def test_no_workdir_and_no_default_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "DEFAULT_MODEL", tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="no default model"):
-        generate.resolve_model(None)
-    assert generate.resolve_model("x") == "x"
+        generation.resolve_model(None)
+    assert generation.resolve_model("x") == "x"
 
 
 def test_frozen_spectral_norm_draws_the_same_images(tmp_path):
     """layers.freeze_spectral_norm (load_generator's default): W / sigma computed once instead of
     on every call; the images are the same (the same division, float32), and a frozen G refuses to
     train."""
-    from scrabblegan_tf.layers import freeze_spectral_norm
+    from scrabblegan_tf.models.layers import freeze_spectral_norm
 
     work = make_workdir(tmp_path / "run")
-    live, _, alphabet, _ = generate.load_generator(work, inference=False)
-    frozen, _, _, _ = generate.load_generator(work)
-    a = generate.render(live, alphabet, ["hello", "ab"], seeds=[1, 2])
-    b = generate.render(frozen, alphabet, ["hello", "ab"], seeds=[1, 2])
+    live, _, alphabet, _ = generation.load_generator(work, inference=False)
+    frozen, _, _, _ = generation.load_generator(work)
+    a = generation.render(live, alphabet, ["hello", "ab"], seeds=[1, 2])
+    b = generation.render(frozen, alphabet, ["hello", "ab"], seeds=[1, 2])
     for x, y in zip(a, b):
         assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
     n = len([l for l in live._flatten_layers() if hasattr(l, "sn_u")])

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import quality
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.htr.config import HTRConfig
+from scrabblegan_tf.evaluation import quality
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.core.htr_config import HTRConfig
 from gan_helpers import DHSD_DUMMY, make_tiny_gan  # pylint: disable=wrong-import-order
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def gan(tmp_path_factory):
 @pytest.fixture(scope="module")
 def htr(tmp_path_factory):
     """A tiny HTR workdir trained one step on in-memory German words."""
-    from scrabblegan_tf.htr.train import train
+    from scrabblegan_tf.training.htr_training import train
 
     work = tmp_path_factory.mktemp("htr")
     words = ["Ulm", "Köln", "Hof", "Straße"]
@@ -90,8 +90,8 @@ def htr(tmp_path_factory):
 
 
 def test_evaluate_generator_structure_and_diversity(gan, htr):
-    from scrabblegan_tf.generate import load_generator, render
-    from scrabblegan_tf.htr.train import load_htr
+    from scrabblegan_tf.inference.generation import load_generator, render
+    from scrabblegan_tf.training.htr_training import load_htr
 
     gen, _, alphabet, _ = load_generator(gan)
     model, *_ = load_htr(htr)

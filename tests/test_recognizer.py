@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf.recognizer import Recognizer
+from scrabblegan_tf.models.recognizer import Recognizer
 from tiny_models import NUM_CLASSES, tiny_recognizer
 
 

@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf.builders import builder_module
+from scrabblegan_tf.data.builders import builder_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 FAKE = REPO / "datasets" / "rimes" / "dummy_data"

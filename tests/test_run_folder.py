@@ -1,4 +1,4 @@
-"""Run folders (scrabblegan_tf/run_folder.py): atomic writes, settings files, and restoring the newest
+"""Run folders (scrabblegan_tf/core/run_folder.py): atomic writes, settings files, and restoring the newest
 readable checkpoint when the latest is truncated or corrupt."""
 
 import os
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from scrabblegan_tf import run_folder
-from scrabblegan_tf.alphabet import Alphabet
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.core.alphabet import Alphabet
 
 
 def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
@@ -79,13 +79,13 @@ def test_restore_fails_only_when_nothing_is_readable(tmp_path):
 
 
 def test_generate_falls_back_to_the_previous_training_checkpoint(tmp_path):
-    """generate.load_generator on a training workdir whose latest checkpoint is truncated: the
+    """generation.load_generator on a training workdir whose latest checkpoint is truncated: the
     previous one is loaded (same images as loading it explicitly)."""
     from export_helpers import make_workdir
-    from scrabblegan_tf import generate
+    from scrabblegan_tf.inference import generation
 
     workdir = make_workdir(tmp_path / "run")
-    gen, _, alphabet, first = generate.load_generator(str(workdir), inference=False)
+    gen, _, alphabet, first = generation.load_generator(str(workdir), inference=False)
     ckpt = tf.train.Checkpoint(generator=gen)
     manager = tf.train.CheckpointManager(ckpt, run_folder.checkpoint_dir(str(workdir)), max_to_keep=3)
     for v in gen.trainable_variables:
@@ -93,12 +93,12 @@ def test_generate_falls_back_to_the_previous_training_checkpoint(tmp_path):
     latest = manager.save(checkpoint_number=2)
     assert latest != first and run_folder.checkpoints(run_folder.checkpoint_dir(str(workdir)))[0] == latest
     _truncate(latest)
-    _, _, _, path = generate.load_generator(str(workdir))
+    _, _, _, path = generation.load_generator(str(workdir))
     assert path == first
-    ref, *_ = generate.load_generator(str(workdir), checkpoint=first)
-    got, *_ = generate.load_generator(str(workdir))
-    a = generate.render(got, alphabet, ["ab"], seeds=[3])[0]
-    b = generate.render(ref, alphabet, ["ab"], seeds=[3])[0]
+    ref, *_ = generation.load_generator(str(workdir), checkpoint=first)
+    got, *_ = generation.load_generator(str(workdir))
+    a = generation.render(got, alphabet, ["ab"], seeds=[3])[0]
+    b = generation.render(ref, alphabet, ["ab"], seeds=[3])[0]
     np.testing.assert_array_equal(a, b)
 
 

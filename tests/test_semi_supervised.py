@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from scrabblegan_tf import train as train_lib
-from scrabblegan_tf.image_folder import load_image_folder
+from scrabblegan_tf.training import gan_training as train_lib
+from scrabblegan_tf.data import inputs
+from scrabblegan_tf.data.image_folder import load_image_folder
 from tiny_models import (ALPHABET, LEXICON, real_batch, tiny_discriminator, tiny_generator,
                                tiny_recognizer, trainable_snapshot)
 
@@ -16,7 +17,7 @@ from tiny_models import (ALPHABET, LEXICON, real_batch, tiny_discriminator, tiny
 def make_gan(disjoint: bool, g_every: int = 1):
     import keras
 
-    from scrabblegan_tf.gan import ScrabbleGAN
+    from scrabblegan_tf.models.gan import ScrabbleGAN
 
     ids, lengths = ALPHABET.encode_batch(LEXICON)
     gan = ScrabbleGAN(generator=tiny_generator(0), discriminator=tiny_discriminator(1),
@@ -92,7 +93,7 @@ def test_update_ratio_is_the_official_semi_supervised_one(disjoint):
 
 
 def test_disjoint_needs_an_unlabeled_stream():
-    from scrabblegan_tf.gan import ScrabbleGAN
+    from scrabblegan_tf.models.gan import ScrabbleGAN
 
     ids, lengths = ALPHABET.encode_batch(LEXICON)
     with pytest.raises(ValueError, match="unlabeled"):
@@ -139,12 +140,12 @@ def test_folder_without_images_is_a_clear_error(tmp_path):
 
 
 def test_unlabeled_spec_parsing():
-    assert train_lib.parse_unlabeled_spec("dhsd") == ("dhsd", None, "train")
-    assert train_lib.parse_unlabeled_spec("dhsd/h32:test") == ("dhsd", "h32", "test")
-    assert train_lib.parse_unlabeled_spec("iam:validation") == ("iam", None, "validation")
-    assert train_lib.parse_unlabeled_spec("folder:/x/y") == ("folder", None, "/x/y")
+    assert inputs.parse_unlabeled_spec("dhsd") == ("dhsd", None, "train")
+    assert inputs.parse_unlabeled_spec("dhsd/h32:test") == ("dhsd", "h32", "test")
+    assert inputs.parse_unlabeled_spec("iam:validation") == ("iam", None, "validation")
+    assert inputs.parse_unlabeled_spec("folder:/x/y") == ("folder", None, "/x/y")
     with pytest.raises(ValueError):
-        train_lib.parse_unlabeled_spec("folder:")
+        inputs.parse_unlabeled_spec("folder:")
 
 
 def test_resume_with_both_streams(tmp_path):

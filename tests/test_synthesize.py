@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from scrabblegan_tf import synthesize as syn
+from scrabblegan_tf.inference import synthesis as syn
 
 from gan_helpers import DHSD_DUMMY, REPO, make_tiny_gan  # noqa: F401
 
@@ -67,8 +67,8 @@ def test_writes_n_examples_tfds_reads_back(gan, lexicon, tmp_path, monkeypatch):
     state = json.loads((out / "synthesis.json").read_text())
     assert state["complete"] and state["settings"]["lexicon_size"] == 4
     # Words are a pure function of (seed, shard): the same as drawn by shard_words.
-    from scrabblegan_tf.generate import load_run
-    from scrabblegan_tf.lexicon import Lexicon
+    from scrabblegan_tf.inference.generation import load_run
+    from scrabblegan_tf.data.lexicon import Lexicon
 
     _, alphabet = load_run(gan)
     lex = Lexicon.from_file(lexicon, alphabet=alphabet, max_len=20)

@@ -1,4 +1,4 @@
-"""The in-graph text encoder (scrabblegan_tf/text_encoder.py), shared by the training pipelines and
+"""The in-graph text encoder (scrabblegan_tf/core/text_encoder.py), shared by the training pipelines and
 the SavedModel: it agrees with Alphabet.encode (Python, full NFC) on every text whose NFC form is
 made of alphabet symbols, and marks anything else -1."""
 
@@ -8,8 +8,8 @@ import unicodedata
 import numpy as np
 import tensorflow as tf
 
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.text_encoder import TextEncoder, nfc_equivalents, re2_literal
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.core.text_encoder import TextEncoder, nfc_equivalents, re2_literal
 
 FR = Alphabet.preset("french")
 DE = Alphabet.preset("german")

@@ -13,16 +13,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from scrabblegan_tf import config as config_lib
-from scrabblegan_tf import run_folder
-from scrabblegan_tf import train as train_lib
+from scrabblegan_tf.core import config as config_lib
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.training import gan_training as train_lib
+from scrabblegan_tf.data import inputs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 from train_helpers import WORDS, in_memory_dataset, tiny_config  # noqa: F401 (re-exported)
 
 
 def g_weights(workdir) -> list[np.ndarray]:
-    from scrabblegan_tf.generate import load_generator
+    from scrabblegan_tf.inference.generation import load_generator
 
     gen, *_ = load_generator(str(workdir))
     return [v.numpy() for v in gen.weights]
@@ -103,22 +104,22 @@ def test_auto_lexicon_is_the_word_list_of_the_alphabet(tmp_path, monkeypatch):
     """data.lexicon=auto: the alphabet's system word list, letters-only words shorter than 20
     (the official code's filter), minus the held-out words; the labels for alphabets without a
     list or when the list is missing; "labels" forces the labels."""
-    from scrabblegan_tf.alphabet import Alphabet
+    from scrabblegan_tf.core.alphabet import Alphabet
 
     words = tmp_path / "words"
     words.write_text("apple\nit's\nBob\nx2\n" + "a" * 19 + "\n" + "b" * 20 + "\nmoon\n")
-    monkeypatch.setitem(train_lib.DEFAULT_WORD_LISTS, "english", str(words))
+    monkeypatch.setitem(inputs.DEFAULT_WORD_LISTS, "english", str(words))
     cfg = config_lib.smoke()
     english, german = Alphabet.preset("english"), Alphabet.preset("german")
-    lex = train_lib.make_lexicon(cfg, english, ["label"], exclude=["moon"])
+    lex = inputs.make_lexicon(cfg, english, ["label"], exclude=["moon"])
     assert lex.words == ["apple", "Bob", "a" * 19]
     assert (lex.num_not_letters, lex.num_too_long, lex.num_excluded) == (2, 1, 1)
-    assert train_lib.make_lexicon(cfg, german, ["Hauptstraße"]).words == ["Hauptstraße"]
+    assert inputs.make_lexicon(cfg, german, ["Hauptstraße"]).words == ["Hauptstraße"]
     cfg.data.lexicon = "labels"
-    assert train_lib.make_lexicon(cfg, english, ["label"]).words == ["label"]
+    assert inputs.make_lexicon(cfg, english, ["label"]).words == ["label"]
     cfg.data.lexicon = "auto"
-    monkeypatch.setitem(train_lib.DEFAULT_WORD_LISTS, "english", str(tmp_path / "missing"))
-    assert train_lib.make_lexicon(cfg, english, ["label"]).words == ["label"]
+    monkeypatch.setitem(inputs.DEFAULT_WORD_LISTS, "english", str(tmp_path / "missing"))
+    assert inputs.make_lexicon(cfg, english, ["label"]).words == ["label"]
 
 
 def test_training_writes_the_legibility_signal(tmp_path):
@@ -195,7 +196,7 @@ def test_checkpoints_hold_every_model_weight(tmp_path):
     """Every weight of G, D and R (trainable or not: batch-norm statistics, spectral-norm u vectors)
     is in a tf.train.Checkpoint of the model alone. Keras 3 lists of layers are invisible to
     tf.train.Checkpoint, so the models keep their blocks as attributes; this pins that."""
-    from scrabblegan_tf.model_factory import make_discriminator, make_generator, make_recognizer
+    from scrabblegan_tf.models.factory import make_discriminator, make_generator, make_recognizer
 
     cfg = config_lib.get_config("smoke")
     g = make_generator(cfg.model, 81)

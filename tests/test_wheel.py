@@ -55,7 +55,7 @@ def installed(tmp_path_factory):
 def test_wheel_holds_the_whole_package(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     for module in ("scrabblegan_tf/train_cli.py", "scrabblegan_tf/cli.py",
-                   "scrabblegan_tf/htr/train.py", "scrabblegan_tf/experiments/legibility.py",
+                   "scrabblegan_tf/training/htr_training.py", "scrabblegan_tf/experiments/legibility.py",
                    "scrabblegan_tf/experiments/htr_augmentation/experiment.py",
                    "scrabblegan_tf/serving/export_lib.py", "scrabblegan_tf/serving/client.py"):
         assert module in names, module
@@ -79,7 +79,7 @@ def _run(installed, *args, timeout=600):
 
 def test_console_scripts_generate_train_and_export(installed):
     root, target = installed["root"], installed["target"]
-    where = _run(installed, sys.executable, "-c", "import scrabblegan_tf, scrabblegan_tf.builders as b; "
+    where = _run(installed, sys.executable, "-c", "import scrabblegan_tf, scrabblegan_tf.data.builders as b; "
                  "print(scrabblegan_tf.__file__); print(b.DATASETS_DIR)")
     assert where.returncode == 0, where.stderr[-2000:]
     module_file, datasets_dir = where.stdout.split()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.config import smoke
-from scrabblegan_tf.discriminator import Discriminator
-from scrabblegan_tf.generator import Generator
-from scrabblegan_tf.recognizer import Recognizer
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.core.config import smoke
+from scrabblegan_tf.models.discriminator import Discriminator
+from scrabblegan_tf.models.generator import Generator
+from scrabblegan_tf.models.recognizer import Recognizer
 
 ALPHABET = Alphabet.preset("english")
 NUM_CLASSES = ALPHABET.num_classes  # 81: 80 symbols + CTC blank
@@ -43,7 +43,7 @@ LEXICON = ["ab", "cab", "dog", "a", "bad"]
 
 def tiny_gan(g_every: int = 2, optimizer=lambda: keras.optimizers.SGD(0.1), seed: int = 0):
     """A built ScrabbleGAN with tiny networks; ``optimizer`` makes one optimizer per network."""
-    from scrabblegan_tf.gan import ScrabbleGAN
+    from scrabblegan_tf.models.gan import ScrabbleGAN
 
     word_ids, word_lengths = ALPHABET.encode_batch(LEXICON)
     gan = ScrabbleGAN(generator=tiny_generator(seed), discriminator=tiny_discriminator(seed + 1),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from scrabblegan_tf import config as config_lib
+from scrabblegan_tf.core import config as config_lib
 
 WORDS = ["hello", "ab", "world", "the", "quick", "fox", "Only", "brown"]
 

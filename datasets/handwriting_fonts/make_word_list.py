@@ -9,7 +9,7 @@ and a deterministic sample of ``american-english`` (Debian package ``wamerican``
 CITATIONS.bib): lowercase words with a length quota per length, capitalised words (proper nouns of
 the dictionary), a few possessives, plus hand-made tokens with digits and punctuation as they occur
 in IAM word images. Every word uses only the 80 symbols of the English alphabet of ScrabbleGAN
-(``scrabblegan_tf/alphabet.py``, copied here because builders stand alone) and has 1-12 characters.
+(``scrabblegan_tf/core/alphabet.py``, copied here because builders stand alone) and has 1-12 characters.
 """
 
 from __future__ import annotations

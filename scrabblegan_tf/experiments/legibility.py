@@ -62,7 +62,7 @@ class Settings:
 
 def read_points_words(gan_dir: str) -> list[str]:
     """The held-out words of the run's last saved evaluation."""
-    from scrabblegan_tf.monitor import load_images
+    from scrabblegan_tf.training.monitor import load_images
 
     folder = os.path.join(gan_dir, "heldout")
     files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
@@ -140,7 +140,8 @@ def report_markdown(summary: dict, *, max_cer: float, title: str = "") -> str:
 def write_curve(summary: dict, path: str, *, max_cer: float, title: str = "") -> str:
     """curve.png: CER of the held-out words against training minutes (both readers), the HTR's
     CER on real images and the legibility bound (marked uninformative for a weak reader)."""
-    from scrabblegan_tf import imaging, plot
+    from scrabblegan_tf.core import imaging
+    from scrabblegan_tf.evaluation import plot
 
     points, real = summary["points"], summary["htr_reads_real"]["cer"]
     limit = bound(real, max_cer)
@@ -174,8 +175,8 @@ def fill_htr_reads(points: list[dict], gan_dir: str, read, log=print) -> list[di
     """Points without ``cer_htr`` (the GAN trained without the HTR as a live reader, e.g. before
     the HTR existed) get it from the held-out images that evaluation saved
     (``heldout/step_N.npz``), read now: the same images, so the same figure."""
-    from scrabblegan_tf import metrics
-    from scrabblegan_tf.monitor import load_images
+    from scrabblegan_tf.core import metrics
+    from scrabblegan_tf.training.monitor import load_images
 
     out = []
     for p in points:
@@ -203,8 +204,8 @@ def markdown_table(points: list[dict], cer_real: float, max_cer: float = THRESHO
 
 
 def ensure_htr(s: Settings, log=print) -> str:
-    from scrabblegan_tf.htr.config import HTRConfig
-    from scrabblegan_tf.htr.train import train as train_htr
+    from scrabblegan_tf.core.htr_config import HTRConfig
+    from scrabblegan_tf.training.htr_training import train as train_htr
 
     if s.htr_workdir:
         return s.htr_workdir
@@ -218,11 +219,14 @@ def ensure_htr(s: Settings, log=print) -> str:
 
 
 def run(s: Settings, log=print) -> dict:
-    from scrabblegan_tf import config as config_lib
-    from scrabblegan_tf import imaging, metrics
-    from scrabblegan_tf import train as train_lib
-    from scrabblegan_tf.htr.data import real_uint8
-    from scrabblegan_tf.htr.train import load_htr, read_uint8
+    from scrabblegan_tf.core import config as config_lib
+    from scrabblegan_tf.core import imaging, metrics
+    from scrabblegan_tf.training import gan_training as train_lib
+    from scrabblegan_tf.data import inputs
+    from scrabblegan_tf.training import distribution
+    from scrabblegan_tf.data.htr_inputs import real_uint8
+    from scrabblegan_tf.models.crnn import read_uint8
+    from scrabblegan_tf.training.htr_training import load_htr
 
     os.makedirs(s.results_dir, exist_ok=True)
     t_htr = time.time()
@@ -258,10 +262,10 @@ def run(s: Settings, log=print) -> dict:
     last = points[-1] if points else {}
 
     # Pictures from the final G (inference mode), as the CLIs see it.
-    from scrabblegan_tf.generate import render
+    from scrabblegan_tf.inference.generation import render
 
     gen = result.gan.generator
-    alphabet = train_lib.resolve_alphabet(cfg)
+    alphabet = inputs.resolve_alphabet(cfg)
     # Ordinary words: the distinct texts of the eval split (letters only, as a user would ask for
     # them), each in its own style, read by the HTR. Unlike the held-out words they may be among
     # the fake-word targets, like any word a user asks for.
@@ -306,7 +310,7 @@ def run(s: Settings, log=print) -> dict:
     if s.model_out and not ship:
         log(f"not writing {s.model_out}: the final generator is not legible by the criterion")
     if ship:
-        from scrabblegan_tf import pretrained
+        from scrabblegan_tf.inference import model_folder
 
         def r3(x):
             return None if x is None else round(float(x), 3)
@@ -318,7 +322,7 @@ def run(s: Settings, log=print) -> dict:
             "command": s.command or "python -m scrabblegan_tf.experiments.legibility",
             "iterations": cfg.run.steps, "training minutes": r3(last.get("minutes")),
             "machine": _machine(),
-            "precision": train_lib.resolve_mixed_precision(cfg.run.mixed_precision)[0] or "float32",
+            "precision": distribution.resolve_mixed_precision(cfg.run.mixed_precision)[0] or "float32",
             "legibility (held-out words)": {
                 "held-out words": len(read_points_words(gan_dir)),
                 "CER read by the evaluation HTR": r3(last.get("cer_htr")),
@@ -333,10 +337,10 @@ def run(s: Settings, log=print) -> dict:
                       f"character)",
             "results": s.results_dir,
         }
-        from scrabblegan_tf import run_folder
+        from scrabblegan_tf.core import run_folder
 
         config_json, _ = run_folder.read_settings(gan_dir)
-        pretrained.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
+        model_folder.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
         log(f"model folder: {s.model_out}")
     log(f"legibility: {text}; results in {s.results_dir}")
     return summary
@@ -346,7 +350,7 @@ def rewrite_report(results_dir: str, *, max_cer: float | None = None, title: str
                    model_out: str = "", log=print) -> str:
     """Rewrites ``legibility.md`` (and, with ``model_out``, the model card's verdict) from the
     ``results.json`` of a finished experiment, without training: for a changed report format."""
-    from scrabblegan_tf import pretrained
+    from scrabblegan_tf.inference import model_folder
 
     with open(os.path.join(results_dir, "results.json"), encoding="utf-8") as f:
         summary = json.load(f)
@@ -361,15 +365,15 @@ def rewrite_report(results_dir: str, *, max_cer: float | None = None, title: str
     write_curve(summary, os.path.join(results_dir, "curve.png"), max_cer=max_cer, title=title)
     text = verdict(summary["points"], summary["htr_reads_real"]["cer"], max_cer)
     if model_out:
-        card_path = os.path.join(model_out, pretrained.CARD_JSON)
+        card_path = os.path.join(model_out, model_folder.CARD_JSON)
         with open(card_path, encoding="utf-8") as f:
             card = json.load(f)
         leg = card.setdefault("legibility (held-out words)", {})
         leg.pop("verdict", None)
         leg["R milestone"] = r_milestone(summary["points"])
         leg["verdict"] = text
-        pretrained.write_card(model_out, card)
-        log(f"model card: {os.path.join(model_out, pretrained.CARD_MD)}")
+        model_folder.write_card(model_out, card)
+        log(f"model card: {os.path.join(model_out, model_folder.CARD_MD)}")
     log(f"legibility: {text}; {md_path}")
     return text
 

@@ -41,17 +41,17 @@ def compare(baseline: str, semi: str, htr_workdir: str, *, dataset: str, split: 
             manual_dir=None, data_dir=None, num_images: int = 400, log=print) -> dict:
     import dataclasses
 
-    from scrabblegan_tf import synthesize
-    from scrabblegan_tf.generate import load_generator
-    from scrabblegan_tf.htr.data import real_uint8
-    from scrabblegan_tf.htr.train import load_htr
-    from scrabblegan_tf.quality import evaluate_generator
+    from scrabblegan_tf.inference import synthesis
+    from scrabblegan_tf.inference.generation import load_generator
+    from scrabblegan_tf.data.htr_inputs import real_uint8
+    from scrabblegan_tf.training.htr_training import load_htr
+    from scrabblegan_tf.evaluation.quality import evaluate_generator
 
     htr, htr_cfg, _, _, _ = load_htr(htr_workdir)
     domain_cfg = dataclasses.replace(htr_cfg, dataset=dataset, builder_config="")
     images, texts = real_uint8(domain_cfg, split, data_dir=data_dir, manual_dir=manual_dir,
                                limit=num_images, log=log)
-    geometry = synthesize.match_geometry([im.shape[1] for im in images], [len(t) for t in texts])
+    geometry = synthesis.match_geometry([im.shape[1] for im in images], [len(t) for t in texts])
     results = {"domain": f"{dataset}:{split}", "num_real": len(images), "geometry": geometry}
     for name, workdir in (("baseline", baseline), ("semi_supervised", semi)):
         gen, cfg, alphabet, ckpt = load_generator(workdir)

@@ -13,7 +13,7 @@ UTF-8 strings):
 - ``serving_default(words: string [B], seeds: int64 [B])`` -> ``png_bytes`` string [B] (grayscale
   PNG, 32 x char_width*len(word), cropped to its own word), ``widths`` int32 [B], ``images`` float32
   [B, 32, max_width, 1] in [0, 1] (white = 1 beyond each width). Seed s gives the style
-  ``generate.style_vectors([s], z_dim)``, the same as ``python -m scrabblegan_tf.generate --seed=s``.
+  ``generation.style_vectors([s], z_dim)``, the same as ``python -m scrabblegan_tf.generate --seed=s``.
 - ``generate_line(text: string [], seed: int64 [])`` -> ``png_bytes`` [], ``width`` [],
   ``image`` [32, W, 1]: one text (spaces allowed) in one style.
 - ``generate_with_style(words: string [B], z: float32 [B, z_dim])`` -> as ``serving_default``, with
@@ -38,13 +38,19 @@ import shutil
 import tempfile
 import time
 
+from google.protobuf import text_format
+import keras
 import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
-from scrabblegan_tf import run_folder
-from scrabblegan_tf.alphabet import Alphabet
-from scrabblegan_tf.pixels import to_uint8
-from scrabblegan_tf.text_encoder import TextEncoder
-from scrabblegan_tf.config import ExportConfig
+from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.core.alphabet import Alphabet
+from scrabblegan_tf.core.config import ExportConfig
+from scrabblegan_tf.core.pixels import to_uint8
+from scrabblegan_tf.core.text_encoder import TextEncoder
+from scrabblegan_tf.inference.generation import load_generator, resolve_model, style_vectors
 
 DEFAULT_MODEL_NAME = ExportConfig.model_name
 DEFAULT_MAX_TEXT_LENGTH = ExportConfig.max_text_length  # see config.ExportConfig
@@ -89,8 +95,6 @@ class ServingFunctions:
 
         ``other``: a tensor whose first dimension must equal B (seeds or z), named ``other_name``.
         """
-        import tensorflow as tf
-
         words = self.encoder.normalize(tf.strings.unicode_transcode(
             words, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD))
         codepoints = tf.strings.unicode_decode(words, "UTF-8")
@@ -155,19 +159,15 @@ class ServingFunctions:
     # -- ids + z -> outputs ------------------------------------------------------------------------
     def render(self, ids, lengths, z):
         """PNG bytes, widths and [0, 1] images of the words; one style vector per word."""
-        import tensorflow as tf
-
         x = self.generator((ids, lengths, z), training=False)  # [B, 32, 16 n, 1] in [-1, 1], white 1
         widths = lengths * self.char_width
-        pixels = to_uint8(x)  # the conversion of generate and the samples (scrabblegan_tf.pixels)
+        pixels = to_uint8(x)  # the conversion of generate and the samples (scrabblegan_tf.core.pixels)
         png = tf.map_fn(lambda a: tf.image.encode_png(a[0][:, : a[1]]), (pixels, widths),
                         fn_output_signature=tf.TensorSpec([], tf.string))
         images = (x + 1.0) * 0.5
         return {"png_bytes": png, "widths": widths, "images": images}
 
     def styles(self, seeds):
-        from scrabblegan_tf.generate import style_vectors
-
         return style_vectors(seeds, self.z_dim)
 
     # -- the signatures ----------------------------------------------------------------------------
@@ -176,8 +176,6 @@ class ServingFunctions:
         return self.render(ids, lengths, self.styles(seeds))
 
     def generate_line(self, text, seed):
-        import tensorflow as tf
-
         ids, lengths = self.encode(tf.reshape(text, [1]))
         out = self.render(ids, lengths, self.styles(tf.reshape(seed, [1])))
         return {"png_bytes": out["png_bytes"][0], "width": out["widths"][0], "image": out["images"][0]}
@@ -187,8 +185,6 @@ class ServingFunctions:
         return self.render(ids, lengths, z)
 
     def input_signatures(self):
-        import tensorflow as tf
-
         return {
             "serving_default": [tf.TensorSpec([None], tf.string, name="words"),
                                 tf.TensorSpec([None], tf.int64, name="seeds")],
@@ -202,8 +198,6 @@ class ServingFunctions:
 def build_archive(generator, alphabet: Alphabet, *, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
                   max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
     """(keras.export.ExportArchive with the three signatures, ServingFunctions)."""
-    import keras
-
     fns = ServingFunctions(generator, alphabet, max_text_length=max_text_length,
                            max_batch_size=max_batch_size)
     archive = keras.export.ExportArchive()
@@ -230,9 +224,6 @@ def warmup_requests(alphabet: Alphabet, *, z_dim: int, model_name: str = DEFAULT
     """PredictionLog protos: serving_default at batch 1 (one 8-letter word) and batch 8 (mixed
     lengths), generate_line (two words and a space when the alphabet has one) and
     generate_with_style (batch 2)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
     words = warmup_words(alphabet, max_text_length)
     batch8 = [words[i % len(words)] for i in range(8)]
     line = " ".join(words[:2]) if " " in alphabet and len(words) > 1 else words[0]
@@ -261,8 +252,6 @@ def warmup_requests(alphabet: Alphabet, *, z_dim: int, model_name: str = DEFAULT
 
 
 def write_warmup(path: str, logs) -> str:
-    import tensorflow as tf
-
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
         for record in logs:
@@ -272,9 +261,6 @@ def write_warmup(path: str, logs) -> str:
 
 def read_warmup(path: str):
     """The PredictionLog protos of a warmup file."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
     out = []
     for raw in tf.data.TFRecordDataset(path):
         record = prediction_log_pb2.PredictionLog()
@@ -306,7 +292,7 @@ def write_saved_model(generator, alphabet: Alphabet, path: str, *,
         "max_text_length": fns.max_text_length,
         "max_batch_size": fns.max_batch_size,
         "signatures": list(SIGNATURES),
-        "style": "scrabblegan_tf.generate.style_vectors(seeds, z_dim)",
+        "style": "scrabblegan_tf.generation.style_vectors(seeds, z_dim)",
     }
     info.update(metadata or {})
     with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:
@@ -379,9 +365,6 @@ def update_models_config(export_dir: str, model_name: str = DEFAULT_MODEL_NAME,
     --model_config_file``): the entry ``model_name`` gets ``base_path`` = absolute ``export_dir``
     and platform ``tensorflow``; other entries and the entry's other fields (version policy,
     labels) are kept. Written atomically."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
     export_dir = os.path.abspath(export_dir)
     path = path or os.path.join(export_dir, MODELS_CONFIG)
     config = model_server_config_pb2.ModelServerConfig()
@@ -406,8 +389,6 @@ def export_from_workdir(workdir: str | None, export_dir: str, *, checkpoint: str
     (None: the shipped default model), writes a new version and updates models.config. Returns
     (version folder, models.config path). ``precision="bfloat16"``: G's convolutions run in
     bfloat16 in the SavedModel (the output images stay float32 / PNG)."""
-    from scrabblegan_tf.generate import load_generator, resolve_model
-
     if version is not None and os.path.lexists(os.path.join(export_dir, str(int(version)))):
         export_version(None, None, export_dir, version=version)  # refuses before G is loaded
     workdir = resolve_model(workdir)

@@ -19,8 +19,8 @@ import os
 from absl import flags, logging
 
 from scrabblegan_tf import cli
-from scrabblegan_tf.cli import UserError
-from scrabblegan_tf.serving import export_lib
+from scrabblegan_tf.core.config import GENERATION_PRECISIONS, ExportConfig
+from scrabblegan_tf.core.errors import UserError
 
 
 def _define_flags():
@@ -32,15 +32,15 @@ def _define_flags():
                         required=True)
     flags.DEFINE_integer("version", None, "Version number (default: the Unix time in seconds). An "
                          "existing version is never overwritten.", lower_bound=0)
-    flags.DEFINE_string("model_name", export_lib.DEFAULT_MODEL_NAME, "Model name in models.config and "
+    flags.DEFINE_string("model_name", ExportConfig.model_name, "Model name in models.config and "
                         "in the warmup requests.")
-    flags.DEFINE_integer("max_text_length", export_lib.DEFAULT_MAX_TEXT_LENGTH,
+    flags.DEFINE_integer("max_text_length", ExportConfig.max_text_length,
                          "Longest text (symbols) a request may hold; bounds memory per request.",
                          lower_bound=1)
-    flags.DEFINE_integer("max_batch_size", export_lib.DEFAULT_MAX_BATCH_SIZE,
+    flags.DEFINE_integer("max_batch_size", ExportConfig.max_batch_size,
                          "Most words (or lines) one request may hold; bounds memory per request.",
                          lower_bound=1)
-    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+    flags.DEFINE_enum("precision", "float32", list(GENERATION_PRECISIONS),
                       "G's compute precision in the SavedModel (bfloat16: faster on CPUs with AMX or "
                       "AVX512-BF16; the images are float32 either way).")
 
@@ -49,6 +49,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    # The library after cli.run's quiet TensorFlow import (this module imports without TensorFlow).
+    from scrabblegan_tf.serving import export_lib
+
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {argv[1:]}")
     try:

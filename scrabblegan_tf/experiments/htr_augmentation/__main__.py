@@ -1,7 +1,7 @@
 """CLI: ``python -m scrabblegan_tf.experiments.htr_augmentation [--flags]`` (see ``experiment``).
 
 Unset flags keep the defaults of ``ExperimentSettings`` (experiment) and ``HTRConfig``
-(scrabblegan_tf/htr/config.py). Rerunning the same command resumes every step.
+(scrabblegan_tf/core/htr_config.py). Rerunning the same command resumes every step.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 from absl import flags
 
-from scrabblegan_tf import config as config_lib
+from scrabblegan_tf.core import config as config_lib
 from scrabblegan_tf.cli import UserError
 from scrabblegan_tf.experiments.htr_augmentation.experiment import (ExperimentSettings, Interrupted,
                                                                     run)
@@ -41,7 +41,7 @@ flags.DEFINE_bool("synthetic_only", None, "Also train one HTR on the synthetic w
 
 
 def build_settings() -> ExperimentSettings:
-    from scrabblegan_tf.htr.config import HTRConfig
+    from scrabblegan_tf.core.htr_config import HTRConfig
 
     s = ExperimentSettings()
     for name in ("dataset", "builder_config", "workdir", "results_dir", "data_dir", "manual_dir",
@@ -69,7 +69,7 @@ def main(argv):
     try:
         run(build_settings(), command=command)
     except Interrupted as e:
-        from scrabblegan_tf.train import EXIT_SIGTERM
+        from scrabblegan_tf.training.gan_training import EXIT_SIGTERM
 
         print(f"[experiment] {e}", file=sys.stderr)
         sys.exit(EXIT_SIGTERM)

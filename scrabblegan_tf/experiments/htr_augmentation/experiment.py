@@ -5,13 +5,13 @@ on the same real training split; compare WER / CER / NED on the test split, over
 Steps (each resumable: rerunning the same command continues where it stopped):
 
 1. **GAN**: ``gan_workdir`` (default ``<workdir>/gan``). With ``gan_steps > 0`` it is trained (or resumed)
-   with ``scrabblegan_tf.train.train`` on ``dataset``'s train split, preset ``gan_config`` +
+   with ``scrabblegan_tf.training.gan_training.train`` on ``dataset``'s train split, preset ``gan_config`` +
    ``gan_overrides``, to ``gan_steps`` iterations; with ``gan_steps = 0`` an existing GAN workdir is
    used as it is. A SIGTERM during GAN training saves a checkpoint and stops the whole experiment
    (``Interrupted``; the CLI exits with status 143): it never goes on with a half-trained generator.
 2. **Synthetic set**: ``num_synthetic`` words drawn from the GAN's training labels (``lexicon``: a word
    list instead), written by ``scrabblegan_tf.synthesize`` into ``<workdir>/synthetic_<N>``, resized to
-   the real images' geometry (``synthesize.match_geometry`` of the real train split: DHSD's fixed
+   the real images' geometry (``synthesis.match_geometry`` of the real train split: DHSD's fixed
    128-pixel boxes, else the median pixels per character).
 3. **HTRs**: for each seed, ``real`` (real train split only) and ``real+synthetic`` (the same plus the
    synthetic set, each example synthetic with probability ``synthetic_ratio``; ``auto`` = N / (N +
@@ -21,7 +21,7 @@ Steps (each resumable: rerunning the same command continues where it stopped):
    the HTG_HTR figure: how well generated words alone teach a recognizer to read real ones.
 4. **Evaluation** of every HTR on the test split; mean and standard deviation over seeds.
 5. **Generator quality** (``quality=True``) with the first seed's real-only HTR
-   (``scrabblegan_tf.quality``: legibility of held-out words, HTR Fréchet distance, diversity).
+   (``scrabblegan_tf.evaluation.quality``: legibility of held-out words, HTR Fréchet distance, diversity).
 6. **Outputs** in ``results_dir`` (default ``workdir``): ``table.md``, ``results.json`` and
    ``samples.png`` (left: real test words, right: generated images of the same texts); rewritten
    after every HTR run, so a stopped run leaves its partial table.
@@ -36,7 +36,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from scrabblegan_tf import run_folder
+from scrabblegan_tf.core import run_folder
 
 
 CONDITIONS = ("real", "real+synthetic", "synthetic")
@@ -115,7 +115,7 @@ def markdown_table(summary: dict, settings: dict, command: str, quality: dict | 
     lines += ["", "Settings:", "", "```", json.dumps(settings, indent=1, ensure_ascii=False), "```", "",
               "Reproduce:", "", "```", command, "```", ""]
     if quality:
-        lines += ["Generator quality (real-only HTR of the first seed; `scrabblegan_tf.quality`):", "",
+        lines += ["Generator quality (real-only HTR of the first seed; `scrabblegan_tf.evaluation.quality`):", "",
                   "```", json.dumps(_quality_brief(quality), indent=1, ensure_ascii=False), "```", ""]
     return "\n".join(lines)
 
@@ -144,7 +144,7 @@ class Experiment:
 
     # -- helpers ----------------------------------------------------------------------------------
     def htr_config(self, condition: str, seed: int, synthetic_dir: str, ratio: float):
-        from scrabblegan_tf.htr.config import HTRConfig
+        from scrabblegan_tf.core.htr_config import HTRConfig
 
         cfg = HTRConfig(dataset=self.s.dataset, builder_config=self.s.builder_config,
                         steps=self.s.htr_steps, seed=seed).replace(**self.s.htr_overrides)
@@ -159,9 +159,9 @@ class Experiment:
 
     # -- steps ----------------------------------------------------------------------------------------
     def gan(self):
-        from scrabblegan_tf import config as config_lib
-        from scrabblegan_tf.generate import load_generator
-        from scrabblegan_tf.train import train
+        from scrabblegan_tf.core import config as config_lib
+        from scrabblegan_tf.inference.generation import load_generator
+        from scrabblegan_tf.training.gan_training import train
 
         start = time.time()
         if self.s.gan_steps > 0:
@@ -188,8 +188,8 @@ class Experiment:
 
     def real_geometry(self, htr_cfg):
         """uint8 real train images' geometry -> synthesize width settings; and the train size."""
-        from scrabblegan_tf.htr.data import real_split
-        from scrabblegan_tf.synthesize import match_geometry
+        from scrabblegan_tf.data.htr_inputs import real_split
+        from scrabblegan_tf.inference.synthesis import match_geometry
 
         ds = real_split(htr_cfg, htr_cfg.train_split, data_dir=self.s.data_dir,
                         manual_dir=self.s.manual_dir, log=self.log)
@@ -201,7 +201,7 @@ class Experiment:
         return match_geometry(widths, lengths), len(widths)
 
     def synthesize(self, geometry: dict) -> str:
-        from scrabblegan_tf.synthesize import synthesize
+        from scrabblegan_tf.inference.synthesis import synthesize
 
         start = time.time()
         out = os.path.join(self.s.workdir, f"synthetic_{self.s.num_synthetic}")
@@ -212,7 +212,7 @@ class Experiment:
         return out
 
     def htr_run(self, condition: str, seed: int, synthetic_dir: str, ratio: float) -> dict:
-        from scrabblegan_tf.htr.train import evaluate_split, load_htr, train
+        from scrabblegan_tf.training.htr_training import evaluate_split, load_htr, train
 
         cfg = self.htr_config(condition, seed, synthetic_dir, ratio)
         work = os.path.join(self.s.workdir, "htr", condition.replace("+", "_"), f"seed{seed}")
@@ -243,8 +243,9 @@ class Experiment:
                 "test": {k: res[k] for k in ("wer", "cer", "ned", "num_samples", "num_skipped")}}
 
     def samples(self, gen, alphabet, geometry: dict, htr_cfg) -> str:
-        from scrabblegan_tf import imaging, quality
-        from scrabblegan_tf.htr.data import real_uint8
+        from scrabblegan_tf.core import imaging
+        from scrabblegan_tf.evaluation import quality
+        from scrabblegan_tf.data.htr_inputs import real_uint8
 
         images, texts = real_uint8(htr_cfg, htr_cfg.test_split, data_dir=self.s.data_dir,
                                    manual_dir=self.s.manual_dir, limit=8 * self.s.num_samples, log=self.log)
@@ -261,10 +262,10 @@ class Experiment:
         return path
 
     def quality(self, gen, gan_cfg, alphabet, geometry: dict, htr_workdir: str) -> dict:
-        from scrabblegan_tf import quality
-        from scrabblegan_tf.htr.data import real_uint8
-        from scrabblegan_tf.htr.train import load_htr
-        from scrabblegan_tf.train import training_texts
+        from scrabblegan_tf.evaluation import quality
+        from scrabblegan_tf.data.htr_inputs import real_uint8
+        from scrabblegan_tf.training.htr_training import load_htr
+        from scrabblegan_tf.data.inputs import training_texts
 
         start = time.time()
         model, cfg, _, _, _ = load_htr(htr_workdir)
@@ -280,7 +281,7 @@ class Experiment:
 
     # -- the whole thing --------------------------------------------------------------------------
     def run(self) -> dict:
-        from scrabblegan_tf.htr.config import HTRConfig
+        from scrabblegan_tf.core.htr_config import HTRConfig
 
         os.makedirs(self.s.workdir, exist_ok=True)
         os.makedirs(self.results_dir, exist_ok=True)
