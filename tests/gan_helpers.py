@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from scrabblegan_tf.core import config as config_lib
 from scrabblegan_tf.core import run_folder
-from scrabblegan_tf.training import gan_training as train_lib
 from scrabblegan_tf.data import inputs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from scrabblegan_tf.experiments.htr_augmentation import markdown_table, summarize
+from scrabblegan_tf.experiments.htr_augmentation.experiment import markdown_table, summarize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DHSD_DUMMY = REPO / "datasets" / "dhsd" / "dummy_data"
@@ -89,8 +89,9 @@ def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch)
     """A GAN run stopped by SIGTERM (checkpoint saved, TrainResult.interrupted) must not be followed
     by synthesis and HTR training from the half-trained generator; the CLI exits with 143."""
     from scrabblegan_tf.training import gan_training as train_lib
-    from scrabblegan_tf.experiments.htr_augmentation import Experiment, ExperimentSettings, Interrupted
+    from scrabblegan_tf.experiments.htr_augmentation.experiment import Experiment, ExperimentSettings, Interrupted
     from scrabblegan_tf.experiments.htr_augmentation import __main__ as cli
+    from scrabblegan_tf.experiments.htr_augmentation import experiment
 
     calls = []
     monkeypatch.setattr(train_lib, "train", lambda cfg, workdir, **kw: calls.append(workdir) or
@@ -111,7 +112,7 @@ def test_sigterm_during_gan_training_stops_the_experiment(tmp_path, monkeypatch)
     def interrupted_run(settings, command="", log=print):
         raise Interrupted("stopped")
 
-    monkeypatch.setattr(cli, "run", interrupted_run)
+    monkeypatch.setattr(experiment, "run", interrupted_run)
     monkeypatch.setattr(cli, "build_settings", lambda: settings)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["prog"])

@@ -74,7 +74,7 @@ def test_bfloat16_generation_is_close_to_float32(tmp_path):
 
 
 def test_no_workdir_and_no_default_model_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", tmp_path / "absent")
+    monkeypatch.setattr(model_folder, "DEFAULT_MODEL", tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="no default model"):
         generation.resolve_model(None)
     assert generation.resolve_model("x") == "x"

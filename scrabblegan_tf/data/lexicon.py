@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import pathlib
-from typing import Iterable
+from typing import Iterable, Sequence
 import unicodedata
 
 import numpy as np

@@ -16,7 +16,6 @@ Sample grids show the intended word to the left of each generated image.
 from __future__ import annotations
 
 from typing import Callable, Sequence
-import unicodedata
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -11,10 +11,11 @@ import sys
 
 from absl import flags
 
+from scrabblegan_tf import cli
 from scrabblegan_tf.core import config as config_lib
-from scrabblegan_tf.cli import UserError
-from scrabblegan_tf.experiments.htr_augmentation.experiment import (ExperimentSettings, Interrupted,
-                                                                    run)
+from scrabblegan_tf.core.errors import UserError
+from scrabblegan_tf.core.htr_config import HTRConfig
+from scrabblegan_tf.experiments.htr_augmentation.settings import ExperimentSettings, Interrupted
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", None, "datasets/<name> builder (default dhsd).")
@@ -41,8 +42,6 @@ flags.DEFINE_bool("synthetic_only", None, "Also train one HTR on the synthetic w
 
 
 def build_settings() -> ExperimentSettings:
-    from scrabblegan_tf.core.htr_config import HTRConfig
-
     s = ExperimentSettings()
     for name in ("dataset", "builder_config", "workdir", "results_dir", "data_dir", "manual_dir",
                  "gan_workdir", "gan_config", "gan_steps", "num_synthetic", "lexicon",
@@ -66,19 +65,19 @@ def main(argv):
         raise UserError(f"Unexpected arguments: {argv[1:]}")
     command = "python -m scrabblegan_tf.experiments.htr_augmentation " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
+    # The experiment after cli.run's quiet TensorFlow import (this module imports without it).
+    from scrabblegan_tf.experiments.htr_augmentation.experiment import run
+    from scrabblegan_tf.training.gan_training import EXIT_SIGTERM
+
     try:
         run(build_settings(), command=command)
     except Interrupted as e:
-        from scrabblegan_tf.training.gan_training import EXIT_SIGTERM
-
         print(f"[experiment] {e}", file=sys.stderr)
         sys.exit(EXIT_SIGTERM)
 
 
 def run_cli(argv=None):
     """``python -m scrabblegan_tf.experiments.htr_augmentation``."""
-    from scrabblegan_tf import cli
-
     cli.run(main, None, argv)
 
 

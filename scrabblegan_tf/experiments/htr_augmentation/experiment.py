@@ -34,44 +34,19 @@ import json
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
 
-from scrabblegan_tf.core import run_folder
+from scrabblegan_tf.core import config as config_lib
+from scrabblegan_tf.core import imaging, run_folder
+from scrabblegan_tf.core.htr_config import HTRConfig
+from scrabblegan_tf.data.htr_inputs import real_split, real_uint8
+from scrabblegan_tf.data.inputs import training_texts
+from scrabblegan_tf.evaluation import quality
+from scrabblegan_tf.experiments.htr_augmentation.settings import CONDITIONS, ExperimentSettings, Interrupted
+from scrabblegan_tf.inference.generation import load_generator
+from scrabblegan_tf.inference.synthesis import match_geometry, synthesize
+from scrabblegan_tf.training import gan_training, htr_training
+from scrabblegan_tf.training.htr_training import evaluate_split, load_htr
 
-
-CONDITIONS = ("real", "real+synthetic", "synthetic")
-
-
-class Interrupted(RuntimeError):
-    """A step was stopped by a signal after saving its state (the CLI exits with 128 + SIGTERM)."""
-
-
-@dataclass
-class ExperimentSettings:
-    dataset: str = "dhsd"
-    builder_config: str = ""  # "" = the builder's height-32 variant
-    workdir: str = "runs/htr_augmentation"
-    results_dir: str = ""  # "" = workdir
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    # GAN
-    gan_workdir: str = ""  # "" = <workdir>/gan
-    gan_config: str = "small"
-    gan_steps: int = 0  # > 0: train/resume the GAN to this many iterations; 0: use gan_workdir as is
-    gan_overrides: tuple[str, ...] = ()
-    # Synthetic data
-    num_synthetic: int = 100_000
-    lexicon: str = ""
-    synthetic_ratio: float | None = None  # None = auto: N / (N + real train size)
-    synth_seed: int = 0
-    # HTR
-    seeds: tuple[int, ...] = (0, 1, 2)
-    htr_steps: int = 5000
-    htr_overrides: dict = field(default_factory=dict)  # HTRConfig fields
-    synthetic_only: bool = True  # + one HTR on the synthetic words alone (HTG_HTR), first seed
-    # Quality measures of the generator
-    quality: bool = True
-    num_samples: int = 8
 
 
 def _fmt(values: list[float]) -> str:
@@ -144,8 +119,6 @@ class Experiment:
 
     # -- helpers ----------------------------------------------------------------------------------
     def htr_config(self, condition: str, seed: int, synthetic_dir: str, ratio: float):
-        from scrabblegan_tf.core.htr_config import HTRConfig
-
         cfg = HTRConfig(dataset=self.s.dataset, builder_config=self.s.builder_config,
                         steps=self.s.htr_steps, seed=seed).replace(**self.s.htr_overrides)
         if condition == "real+synthetic":
@@ -159,10 +132,6 @@ class Experiment:
 
     # -- steps ----------------------------------------------------------------------------------------
     def gan(self):
-        from scrabblegan_tf.core import config as config_lib
-        from scrabblegan_tf.inference.generation import load_generator
-        from scrabblegan_tf.training.gan_training import train
-
         start = time.time()
         if self.s.gan_steps > 0:
             cfg = config_lib.get_config(self.s.gan_config, list(self.s.gan_overrides))
@@ -172,7 +141,7 @@ class Experiment:
             cfg.run.steps = self.s.gan_steps
             self.log(f"[experiment] GAN: {self.s.gan_config} preset, {self.s.gan_steps} iterations "
                      f"in {self.gan_workdir}")
-            result = train(cfg, self.gan_workdir, data_dir=self.s.data_dir,
+            result = gan_training.train(cfg, self.gan_workdir, data_dir=self.s.data_dir,
                            manual_dir=self.s.manual_dir, log=lambda m: self.log(f"[gan] {m}"))
             if result.interrupted:
                 # Never go on with a half-trained generator: the synthetic set would be made (and
@@ -188,9 +157,6 @@ class Experiment:
 
     def real_geometry(self, htr_cfg):
         """uint8 real train images' geometry -> synthesize width settings; and the train size."""
-        from scrabblegan_tf.data.htr_inputs import real_split
-        from scrabblegan_tf.inference.synthesis import match_geometry
-
         ds = real_split(htr_cfg, htr_cfg.train_split, data_dir=self.s.data_dir,
                         manual_dir=self.s.manual_dir, log=self.log)
         widths, lengths = [], []
@@ -201,8 +167,6 @@ class Experiment:
         return match_geometry(widths, lengths), len(widths)
 
     def synthesize(self, geometry: dict) -> str:
-        from scrabblegan_tf.inference.synthesis import synthesize
-
         start = time.time()
         out = os.path.join(self.s.workdir, f"synthetic_{self.s.num_synthetic}")
         synthesize(self.gan_workdir, out, num_words=self.s.num_synthetic, lexicon=self.s.lexicon or None,
@@ -212,13 +176,12 @@ class Experiment:
         return out
 
     def htr_run(self, condition: str, seed: int, synthetic_dir: str, ratio: float) -> dict:
-        from scrabblegan_tf.training.htr_training import evaluate_split, load_htr, train
 
         cfg = self.htr_config(condition, seed, synthetic_dir, ratio)
         work = os.path.join(self.s.workdir, "htr", condition.replace("+", "_"), f"seed{seed}")
         start = time.time()
         self.log(f"[experiment] HTR {condition}, seed {seed}: {cfg.steps} steps in {work}")
-        train(cfg, work, data_dir=self.s.data_dir, manual_dir=self.s.manual_dir,
+        htr_training.train(cfg, work, data_dir=self.s.data_dir, manual_dir=self.s.manual_dir,
               log=lambda m: self.log(f"[htr {condition} s{seed}] {m}"))
         self._stage(f"htr_{condition}", start)
         start = time.time()
@@ -243,10 +206,6 @@ class Experiment:
                 "test": {k: res[k] for k in ("wer", "cer", "ned", "num_samples", "num_skipped")}}
 
     def samples(self, gen, alphabet, geometry: dict, htr_cfg) -> str:
-        from scrabblegan_tf.core import imaging
-        from scrabblegan_tf.evaluation import quality
-        from scrabblegan_tf.data.htr_inputs import real_uint8
-
         images, texts = real_uint8(htr_cfg, htr_cfg.test_split, data_dir=self.s.data_dir,
                                    manual_dir=self.s.manual_dir, limit=8 * self.s.num_samples, log=self.log)
         keep = [i for i, t in enumerate(texts) if alphabet.can_encode(t)][: self.s.num_samples]
@@ -262,11 +221,6 @@ class Experiment:
         return path
 
     def quality(self, gen, gan_cfg, alphabet, geometry: dict, htr_workdir: str) -> dict:
-        from scrabblegan_tf.evaluation import quality
-        from scrabblegan_tf.data.htr_inputs import real_uint8
-        from scrabblegan_tf.training.htr_training import load_htr
-        from scrabblegan_tf.data.inputs import training_texts
-
         start = time.time()
         model, cfg, _, _, _ = load_htr(htr_workdir)
         images, texts = real_uint8(cfg, cfg.test_split, data_dir=self.s.data_dir,
@@ -281,8 +235,6 @@ class Experiment:
 
     # -- the whole thing --------------------------------------------------------------------------
     def run(self) -> dict:
-        from scrabblegan_tf.core.htr_config import HTRConfig
-
         os.makedirs(self.s.workdir, exist_ok=True)
         os.makedirs(self.results_dir, exist_ok=True)
         gen, gan_cfg, alphabet, gan_ckpt = self.gan()
