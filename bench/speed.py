@@ -91,6 +91,7 @@ def _workdir(config: str, tmp: str) -> str:
     """A workdir with a freshly initialised G of ``config`` (speed does not depend on training)."""
     import tensorflow as tf
 
+    from scrabblegan_tf.core import run_folder
     from scrabblegan_tf.core.alphabet import Alphabet
     from scrabblegan_tf.core.config import get_config
     from scrabblegan_tf.models.factory import generator_for
@@ -101,12 +102,8 @@ def _workdir(config: str, tmp: str) -> str:
     gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
     path = os.path.join(tmp, config)
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-        f.write(cfg.to_json())
-    with open(os.path.join(path, "alphabet.json"), "w", encoding="utf-8") as f:
-        f.write(alphabet.to_json())
-    tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), os.path.join(path, "checkpoints"),
-                               max_to_keep=1).save(checkpoint_number=1)
+    run_folder.write_settings(path, cfg.to_json(), alphabet.to_json())
+    run_folder.Checkpoints(tf.train.Checkpoint(generator=gen), path, keep=1).save(1)
     return path
 
 

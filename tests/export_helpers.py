@@ -35,7 +35,5 @@ def make_workdir(path, *, alphabet: str = "english", seed: int = 0) -> str:
     for _ in range(2):
         gen((ids, lengths, z), training=True)
     run_folder.write_settings(str(path), cfg.to_json(), abc.to_json())
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), str(path / "checkpoints"),
-                                         max_to_keep=1)
-    manager.save(checkpoint_number=1)
+    run_folder.Checkpoints(tf.train.Checkpoint(generator=gen), str(path), keep=1).save(1)
     return str(path)

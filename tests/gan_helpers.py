@@ -33,6 +33,5 @@ def make_tiny_gan(workdir) -> str:
     gen((np.ones((1, 2), np.int32), np.array([2], np.int32), np.zeros((1, cfg.model.z_dim), np.float32)))
     os.makedirs(workdir, exist_ok=True)
     run_folder.write_settings(str(workdir), cfg.to_json(), alphabet.to_json())
-    tf.train.CheckpointManager(tf.train.Checkpoint(generator=gen), os.path.join(workdir, "checkpoints"),
-                               max_to_keep=1).save(checkpoint_number=1)
+    run_folder.Checkpoints(tf.train.Checkpoint(generator=gen), str(workdir), keep=1).save(1)
     return str(workdir)

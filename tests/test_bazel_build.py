@@ -44,7 +44,7 @@ FAKE_FILES = {
     "scrabblegan_tf/__init__.py": "",
     "scrabblegan_tf/generate.py": CLI,
     "scrabblegan_tf/htr/__init__.py": "",
-    "scrabblegan_tf/models/crnn.py": "import keras\n",
+    "scrabblegan_tf/htr/model.py": "import keras\n",
     "scrabblegan_tf/presets/small.json": "{}\n",
     "scrabblegan_tf/__pycache__/generate.cpython-311.pyc": "byte code",
     "datasets/_shared/utils.py": "",
@@ -112,7 +112,7 @@ def test_fake_tree_targets(fake):
   lib = ws.targets["//:scrabblegan_tf"].attrs
   assert lib["srcs"] == [
       "scrabblegan_tf/__init__.py", "scrabblegan_tf/generate.py", "scrabblegan_tf/htr/__init__.py",
-      "scrabblegan_tf/models/crnn.py",
+      "scrabblegan_tf/htr/model.py",
   ]  # no byte code
   assert lib["data"] == ["scrabblegan_tf/presets/small.json", "//datasets:builders"]
   toy = ws.targets["//datasets:toy"].attrs
@@ -149,7 +149,7 @@ def test_module_cut_off_by_a_new_package(fake):
   write(fake, "scrabblegan_tf/htr/BUILD", "")
   problems = check(fake)
   assert "scrabblegan_tf/htr/__init__.py: in no py_library (srcs)" in problems
-  assert "scrabblegan_tf/models/crnn.py: in no py_library (srcs)" in problems
+  assert "scrabblegan_tf/htr/model.py: in no py_library (srcs)" in problems
 
 
 def test_files_left_out_by_hand_written_srcs(fake):
@@ -165,8 +165,8 @@ def test_files_left_out_by_hand_written_srcs(fake):
 
 
 def test_cli_without_py_binary(fake):
-  write(fake, "scrabblegan_tf/training/htr_training.py", CLI)
-  assert check(fake) == ["scrabblegan_tf/training/htr_training.py: a CLI (__main__ guard) that no py_binary runs"]
+  write(fake, "scrabblegan_tf/htr/train.py", CLI)
+  assert check(fake) == ["scrabblegan_tf/htr/train.py: a CLI (__main__ guard) that no py_binary runs"]
 
 
 def test_whitespace_in_a_file_name(fake):

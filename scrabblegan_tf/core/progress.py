@@ -97,7 +97,7 @@ class Progress:
         else:
             rates = "".join(f"  {rate * k:.1f} {name}" for name, k in self.per_step.items())
             self.log(f"step {step}/{self.total}  {rate:.2f} {self.unit}/s{rates}  ETA {left}  "
-                     + format_figures(figures))
+                     f"{format_figures(figures)}".rstrip())
         return rate
 
     def say(self, message: str) -> None:

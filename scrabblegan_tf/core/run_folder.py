@@ -231,7 +231,7 @@ class Checkpoints:
     Multi-worker runs: ``chief=False`` on the other workers (they only log the space figures and
     save into ``write_dir``, a temporary folder of theirs; everybody restores the chief's)."""
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, workdir: str, *, keep: int, variables,
+    def __init__(self, checkpoint: tf.train.Checkpoint, workdir: str, *, keep: int, variables=None,
                  extra_bytes: int = 0, chief: bool = True, write_dir: str | None = None,
                  log: Callable[[str], None] = print):
         self.checkpoint = checkpoint
@@ -239,8 +239,11 @@ class Checkpoints:
         self.log = log
         if chief:
             remove_partial_files(workdir, log)
-        reserve_checkpoint_space(workdir, variables, keep, extra_bytes=extra_bytes, check=chief,
-                                 log=log)
+        if variables is not None:  # None: no space check (tests, tools writing one small checkpoint)
+            reserve_checkpoint_space(workdir, variables, keep, extra_bytes=extra_bytes, check=chief,
+                                     log=log)
+        else:
+            check_workdir(workdir)
         self.manager = tf.train.CheckpointManager(checkpoint, write_dir or self.directory,
                                                   max_to_keep=keep)
 

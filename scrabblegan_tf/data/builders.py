@@ -24,10 +24,11 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent  # scrabblegan_tf/
+REPO_ROOT = PACKAGE_DIR.parent
 # An installed wheel carries datasets/ as package data in scrabblegan_tf/_datasets (pyproject.toml);
 # a checkout (editable install, Bazel, tests) reads <repo>/datasets.
-PACKAGED_DATASETS_DIR = pathlib.Path(__file__).resolve().parent / "_datasets"
+PACKAGED_DATASETS_DIR = PACKAGE_DIR / "_datasets"
 DATASETS_DIR = PACKAGED_DATASETS_DIR if PACKAGED_DATASETS_DIR.is_dir() else REPO_ROOT / "datasets"
 MODULE_PREFIX = "scrabblegan_datasets"
 H32_SUFFIX = "_h32"

@@ -45,7 +45,7 @@ def py_module_binaries(srcs, deps, strip_prefix = "", **kwargs):
 
     A module run as a file would lose its package (no relative imports, its folder first on
     sys.path), so each binary runs a generated launcher calling runpy.run_module. Target name: the
-    module without `strip_prefix`, dots as underscores (scrabblegan_tf/htr/__main__.py -> htr).
+    module without `strip_prefix`, dots as underscores (scrabblegan_tf/experiments/htr_augmentation/__main__.py -> experiments_htr_augmentation).
     Use it in the root BUILD (the module name is the path from the workspace root).
     """
     if native.package_name() != "":
