@@ -62,6 +62,9 @@ class Progress:
         self.t0 = self.last_t = time.perf_counter()
         self.first = self.last = step
         self.paused_s = 0.0
+        if self.bar is not None:  # tqdm's own rate and ETA count from here too
+            self.bar.initial = self.bar.last_print_n = step
+            self.bar.start_t = self.bar.last_print_t = self.bar._time()  # pylint: disable=protected-access
 
     @contextlib.contextmanager
     def paused(self):
@@ -72,6 +75,8 @@ class Progress:
             dt = time.perf_counter() - t
             self.paused_s += dt
             self.last_t += dt
+            if self.bar is not None:
+                self.bar.start_t += dt
 
     def update(self, step: int) -> None:
         if self.bar is not None:
