@@ -179,7 +179,7 @@ def test_cli_train_resume_evaluate(tmp_path):
     assert 0.0 <= res["wer"] <= 1.0 and res["cer"] >= 0.0 and res["ned"] >= 0.0
     assert sorted(e["truth"] for e in res["examples"]) == ["Fünfeck 3", "Tannenhöhe"]
     assert json.loads((work / "eval_test.json").read_text())["wer"] == res["wer"]
-    from scrabblegan_tf.training.htr_training import _check_compatible
+    from scrabblegan_tf.training.htr_training import check_compatible
 
     with pytest.raises(ValueError, match="another model config"):
-        _check_compatible(HTRConfig.from_dict({**saved, "width_mult": 0.5}), str(work))
+        check_compatible(HTRConfig.from_dict({**saved, "width_mult": 0.5}), str(work))

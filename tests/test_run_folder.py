@@ -1,6 +1,7 @@
 """Run folders (scrabblegan_tf/core/run_folder.py): atomic writes, settings files, and restoring the newest
 readable checkpoint when the latest is truncated or corrupt."""
 
+import json
 import os
 
 import numpy as np
@@ -125,3 +126,14 @@ def test_remove_partial_files_and_reserve_space(tmp_path, monkeypatch):
     with pytest.raises(run_folder.WorkdirError, match="MiB free, but the run needs about 12 MiB"):
         run_folder.reserve_checkpoint_space(str(tmp_path), big, keep=2, log=logs.append)
     assert issubclass(run_folder.WorkdirError, RuntimeError)
+
+
+def test_check_compatible(tmp_path):
+    """A new folder passes; a folder whose config parses to the same part passes; another part
+    fails with one line naming the file."""
+    parse = lambda text: json.loads(text)["model"]  # noqa: E731
+    run_folder.check_compatible(str(tmp_path), {"w": 1}, parse=parse)  # no config.json yet
+    run_folder.write_text(str(tmp_path / "config.json"), json.dumps({"model": {"w": 1}, "run": 5}))
+    run_folder.check_compatible(str(tmp_path), {"w": 1}, parse=parse)
+    with pytest.raises(ValueError, match=r"another model config \(.*config.json\); use a new --workdir"):
+        run_folder.check_compatible(str(tmp_path), {"w": 2}, parse=parse)

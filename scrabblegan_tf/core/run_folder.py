@@ -76,6 +76,21 @@ def read_settings(workdir: str, config_file: str = CONFIG_FILE, *, kind: str = "
     return config_text, alphabet
 
 
+def check_compatible(workdir: str, new, *, parse: Callable[[str], object],
+                     config_file: str = CONFIG_FILE, what: str = "model config",
+                     hint: str = "use a new --workdir") -> None:
+    """ValueError when ``workdir`` holds a run whose config file, read by ``parse`` (config text ->
+    the part that must match, e.g. the model config), differs from ``new``; nothing for a new
+    folder. Resuming with another network would fail deep inside the checkpoint restore."""
+    path = os.path.join(workdir, config_file)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        old = parse(f.read())
+    if old != new:
+        raise ValueError(f"{workdir} holds a run with another {what} ({path}); {hint}.")
+
+
 def write_settings(workdir: str, config_text: str, alphabet_json: str,
                    config_file: str = CONFIG_FILE) -> None:
     write_text(os.path.join(workdir, config_file), config_text)

@@ -132,18 +132,6 @@ class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive training iterations had non-finite losses or gradients."""
 
 
-def _check_config_compatible(cfg: Config, workdir: str) -> None:
-    path = os.path.join(workdir, run_folder.CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as f:
-        old = Config.from_json(f.read())
-    if old.model != cfg.model:
-        raise ValueError(
-            f"{workdir} holds a run with another model config ({path}); use a new --workdir or the "
-            f"same --config/--config_override.")
-
-
 def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
           manual_dir: str | None = None, dataset=None, eval_texts=None, eval_readers=None,
           log=print) -> TrainResult:
@@ -163,7 +151,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     # The strategy first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
     strategy = distribution.make_strategy(cfg.run.strategy, cfg.run.cpu_devices)
     run_folder.check_workdir(workdir)
-    _check_config_compatible(cfg, workdir)
+    run_folder.check_compatible(workdir, cfg.model, parse=lambda text: Config.from_json(text).model,
+                                hint="use a new --workdir or the same --config/--config_override")
     chief = multiworker.is_chief(strategy)
     multi_worker = multiworker.is_multi_worker(strategy)
     if multi_worker:

@@ -95,15 +95,10 @@ def evaluate_split(model, cfg: HTRConfig, alphabet: Alphabet, split: str, *, dat
 
 
 # -- training -----------------------------------------------------------------------------------
-def _check_compatible(cfg: HTRConfig, workdir: str) -> None:
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as f:
-        old = HTRConfig.from_json(f.read())
-    if old.model_fields() != cfg.model_fields():
-        raise ValueError(f"{workdir} holds an HTR with another model config ({old.model_fields()} vs "
-                         f"{cfg.model_fields()}); use a new --workdir.")
+def check_compatible(cfg: HTRConfig, workdir: str) -> None:
+    """ValueError when ``workdir`` holds an HTR with other model fields (``HTRConfig.model_fields``)."""
+    run_folder.check_compatible(workdir, cfg.model_fields(), config_file=CONFIG_FILE,
+                                parse=lambda text: HTRConfig.from_json(text).model_fields())
 
 
 def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
@@ -116,7 +111,7 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
     with ``cfg.synthetic_dir`` by ``cfg.synthetic_ratio``.
     """
     run_folder.check_workdir(workdir)
-    _check_compatible(cfg, workdir)
+    check_compatible(cfg, workdir)
     alphabet = htr_inputs.resolve_alphabet(cfg)
     keras.utils.set_random_seed(cfg.seed)
     model = make_model(cfg, alphabet.num_classes)
