@@ -22,10 +22,11 @@ import sys
 import tempfile
 from typing import Callable
 
+from scrabblegan_tf.core import progress
 from scrabblegan_tf.core.errors import UserError, WorkdirError
 
 EXIT_USAGE = 2  # bad input, as absl's usage errors
-VERBOSE_ENV = "SCRABBLEGAN_VERBOSE"
+VERBOSE_ENV = progress.VERBOSE_ENV
 
 
 # The exceptions shown as one line: bad input reaches the CLIs as one of these (WorkdirError: a
@@ -41,7 +42,7 @@ def wants_verbose(argv: list[str], environ=os.environ) -> bool:
             break
         if arg == "--verbose" or arg.lower() in ("--verbose=true", "--verbose=1"):
             return True
-    return environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+    return progress.verbose(environ)
 
 
 def import_tensorflow_quietly() -> None:
@@ -71,6 +72,8 @@ def run(main: Callable[[list[str]], int | None], define_flags: Callable[[], None
     ``tensorflow=False``: a command that never imports TensorFlow (the serving client)."""
     argv = list(sys.argv if argv is None else argv)
     verbose = wants_verbose(argv)
+    if verbose:  # for the library's own checks (data.builders shows TFDS' progress output then)
+        os.environ[VERBOSE_ENV] = "1"
     if tensorflow and not verbose:
         import_tensorflow_quietly()
     from absl import app, flags, logging

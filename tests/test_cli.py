@@ -16,7 +16,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", 
 CLI_MODULES = ["scrabblegan_tf.train_cli", "scrabblegan_tf.generate", "scrabblegan_tf.synthesize",
                "scrabblegan_tf.serving.export_main", "scrabblegan_tf.serving.client",
                "scrabblegan_tf.htr", "scrabblegan_tf.pretrained",
-               "scrabblegan_tf.experiments.legibility", "scrabblegan_tf.experiments.semi_supervised",
+               "scrabblegan_tf.experiments.legibility.__main__", "scrabblegan_tf.experiments.semi_supervised",
                "scrabblegan_tf.experiments.htr_augmentation.__main__"]
 
 # A command whose main fails on bad input, run through cli.run.

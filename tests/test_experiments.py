@@ -123,7 +123,7 @@ def test_legibility_criterion_and_curve_helpers(tmp_path):
     """Legible: HTR CER <= 0.20 and <= 2 x the HTR's CER on real images; the first such point of
     legibility.jsonl (the last record per step wins, as after a resume); the table and the chart."""
     from scrabblegan_tf.evaluation import plot
-    from scrabblegan_tf.experiments import legibility as leg
+    from scrabblegan_tf.experiments.legibility import experiment as leg
 
     assert leg.legible(0.19, 0.1) and not leg.legible(0.21, 0.2) and not leg.legible(0.15, 0.07)
     # Real handwriting (max_cer 1): only "within 2 x the real images' CER" (0.9 <= 2 x 0.5; 1.1 > 1.0).
@@ -153,7 +153,7 @@ def test_legibility_verdict_with_a_weak_reader_and_report_rewrite(tmp_path):
     bounds nothing): the verdict says so instead of "legible from iteration 500"; R's milestone is
     the first point with R CER <= 0.20; --report_only rewrites legibility.md and the model card."""
     from scrabblegan_tf.inference import model_folder
-    from scrabblegan_tf.experiments import legibility as leg
+    from scrabblegan_tf.experiments.legibility import experiment as leg
 
     points = [{"step": 500, "minutes": 1.1, "cer_r": 0.91, "cer_htr": 0.78, "wer_htr": 1.0},
               {"step": 1000, "minutes": 2.2, "cer_r": 0.21, "cer_htr": 0.70, "wer_htr": 1.0},

@@ -5,11 +5,20 @@ else one log line per report (log files stay readable)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from typing import Callable
 
 from tqdm import tqdm
+
+# Set (to 1) by ``--verbose`` of the CLIs, or by the user: third-party progress output (TFDS'
+# preparation bars and messages) is shown, not only the project's own.
+VERBOSE_ENV = "SCRABBLEGAN_VERBOSE"
+
+
+def verbose(environ=os.environ) -> bool:
+    return environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
 
 
 def duration(seconds: float) -> str:

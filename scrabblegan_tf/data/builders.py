@@ -14,7 +14,9 @@ otherwise a config named ``h32`` if there is one; otherwise the builder's defaul
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import pathlib
 import sys
@@ -23,6 +25,9 @@ import types
 from typing import Any
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
+
+from scrabblegan_tf.core import progress
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent  # scrabblegan_tf/
 REPO_ROOT = PACKAGE_DIR.parent
@@ -175,6 +180,21 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
     return tfds.core.Path(builder.data_dir, "dataset_info.json").exists()
 
 
+@contextlib.contextmanager
+def _tfds_output(shown: bool):
+    """TFDS' progress bars and its "Downloading and preparing ..." lines, shown or not."""
+    if shown:
+        yield
+        return
+    was_active = tqdm_utils._active  # pylint: disable=protected-access
+    tqdm_utils.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tqdm_utils.display_progress_bar(was_active)
+
+
 def ensure_prepared(
     builder: tfds.core.DatasetBuilder, manual_dir: str | None = None, *, log=print
 ) -> tfds.core.DatasetBuilder:
@@ -182,7 +202,8 @@ def ensure_prepared(
 
     ``manual_dir`` (default: the one given to ``get_builder``) reaches the builder through
     ``tfds.download.DownloadConfig(manual_dir=...)``. Statistics are not computed (faster; nothing
-    in this project reads them). Progress: a line before and after, TFDS' own progress bars between.
+    in this project reads them). Progress: a line before and after; TFDS' own nested progress bars
+    and messages only with ``SCRABBLEGAN_VERBOSE=1`` (``--verbose`` of the CLIs).
     """
     if _is_prepared(builder):
         return builder
@@ -202,7 +223,8 @@ def ensure_prepared(
         compute_stats=tfds.download.ComputeStatsMode.SKIP,
     )
     try:
-        builder.download_and_prepare(download_config=download_config)
+        with _tfds_output(shown=progress.verbose()):
+            builder.download_and_prepare(download_config=download_config)
     except AssertionError as e:  # TFDS: "Manual directory ... does not exist or is empty. ..."
         if not str(e).startswith("Manual directory"):
             raise

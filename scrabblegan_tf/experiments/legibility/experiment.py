@@ -1,69 +1,34 @@
-"""Time to legibility: train a GAN with a recipe and measure how soon its words can be read.
-
-    python -m scrabblegan_tf.experiments.legibility --workdir=runs/legibility_fonts \\
-        --results_dir=results/legibility_fonts --model_out=scrabblegan_tf/pretrained/english_fonts
-
-1. An evaluation HTR (``scrabblegan_tf.htr``) is trained on the real training split (or reused:
-   ``--htr_workdir``); it reads the real eval split once (natural geometry), the reference.
-2. The GAN trains with ``--gan_config`` (default ``cpu``) and the legibility signal on: every
-   ``run.eval_every`` iterations, held-out words (never fake-word targets, not training labels) in
-   fixed styles are read by R and by that HTR (``legibility.jsonl`` in the GAN workdir).
-3. Results (``--results_dir``): ``curve.png`` (CER against training minutes, both readers, the
-   real reference and the legibility threshold), ``legibility.md`` (the table and the verdict),
-   ``results.json``, ``hello_world.png`` (8 styles) and ``heldout.png`` (the held-out words of the
-   last evaluation). With ``--model_out``, G is written as a model folder with its model card.
-
-Legible (issue "The generator writes legibly"): the HTR reads generated held-out words at CER
-<= 0.20 and at most twice its CER on the real held-out images. Rerunning the command resumes
-every step (HTR, GAN), then rewrites the results.
-"""
+"""The legibility experiment: the evaluation HTR, the GAN with the legibility signal, the report
+(curve, table, verdict, pictures) and the model folder. See the package docstring."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import platform
+import shutil
 import time
 
-
-THRESHOLD = 0.20  # absolute CER bound of "legible" (the fonts criterion; --max_cer)
-REAL_FACTOR = 2.0  # and at most this times the HTR's CER on real images
-# An evaluation HTR that misreads more than this share of the characters of real images cannot
-# tell legible words from scribbles: with it, "within 2x of real" holds for almost anything, and
-# the report says so instead of calling the words legible.
-WEAK_READER_CER = 0.5
-R_MILESTONE = 0.20  # the report also gives the first iteration R reads at or below this CER
-
-
-@dataclasses.dataclass
-class Settings:
-    workdir: str
-    results_dir: str
-    dataset: str = "handwriting_fonts"
-    manual_dir: str | None = None
-    data_dir: str | None = None
-    gan_config: str = "cpu"
-    gan_overrides: tuple[str, ...] = ()
-    gan_steps: int = 0  # 0: the preset's run.steps
-    htr_workdir: str = ""  # "": <workdir>/htr, trained here
-    htr_steps: int = 4000
-    htr_overrides: tuple[str, ...] = ()
-    real_examples: int = 500
-    # Absolute CER cap of "legible" besides REAL_FACTOR x the real images' CER. The fonts criterion
-    # is 0.20; for real handwriting, read by an HTR that misreads unseen writers, only the relative
-    # bound applies (max_cer 1.0).
-    max_cer: float = THRESHOLD
-    ordinary_words: int = 500
-    model_out: str = ""
-    model_out_if_legible: bool = False  # write model_out only when the final point is legible
-    title: str = ""
-    command: str = ""  # the command line, for the model card
+from scrabblegan_tf.core import config as config_lib
+from scrabblegan_tf.core import imaging, metrics, run_folder
+from scrabblegan_tf.core.htr_config import HTRConfig
+from scrabblegan_tf.data import inputs
+from scrabblegan_tf.data.htr_inputs import real_uint8
+from scrabblegan_tf.evaluation import plot
+from scrabblegan_tf.experiments.legibility.settings import (R_MILESTONE, REAL_FACTOR, THRESHOLD,
+                                                            WEAK_READER_CER, Settings)
+from scrabblegan_tf.inference import model_folder
+from scrabblegan_tf.inference.generation import render
+from scrabblegan_tf.models.crnn import read_uint8
+from scrabblegan_tf.training import distribution
+from scrabblegan_tf.training import gan_training as train_lib
+from scrabblegan_tf.training.htr_training import load_htr
+from scrabblegan_tf.training.htr_training import train as train_htr
+from scrabblegan_tf.training.monitor import load_images
 
 
 def read_points_words(gan_dir: str) -> list[str]:
     """The held-out words of the run's last saved evaluation."""
-    from scrabblegan_tf.training.monitor import load_images
-
     folder = os.path.join(gan_dir, "heldout")
     files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     return load_images(os.path.join(folder, files[-1]))[1] if files else []
@@ -140,9 +105,6 @@ def report_markdown(summary: dict, *, max_cer: float, title: str = "") -> str:
 def write_curve(summary: dict, path: str, *, max_cer: float, title: str = "") -> str:
     """curve.png: CER of the held-out words against training minutes (both readers), the HTR's
     CER on real images and the legibility bound (marked uninformative for a weak reader)."""
-    from scrabblegan_tf.core import imaging
-    from scrabblegan_tf.evaluation import plot
-
     points, real = summary["points"], summary["htr_reads_real"]["cer"]
     limit = bound(real, max_cer)
     limit_name = (f"within {REAL_FACTOR:g}x real: CER <= {limit:.3f} (uninformative)"
@@ -175,9 +137,6 @@ def fill_htr_reads(points: list[dict], gan_dir: str, read, log=print) -> list[di
     """Points without ``cer_htr`` (the GAN trained without the HTR as a live reader, e.g. before
     the HTR existed) get it from the held-out images that evaluation saved
     (``heldout/step_N.npz``), read now: the same images, so the same figure."""
-    from scrabblegan_tf.core import metrics
-    from scrabblegan_tf.training.monitor import load_images
-
     out = []
     for p in points:
         path = os.path.join(gan_dir, "heldout", f"step_{int(p['step']):07d}.npz")
@@ -204,9 +163,6 @@ def markdown_table(points: list[dict], cer_real: float, max_cer: float = THRESHO
 
 
 def ensure_htr(s: Settings, log=print) -> str:
-    from scrabblegan_tf.core.htr_config import HTRConfig
-    from scrabblegan_tf.training.htr_training import train as train_htr
-
     if s.htr_workdir:
         return s.htr_workdir
     path = os.path.join(s.workdir, "htr")
@@ -219,15 +175,6 @@ def ensure_htr(s: Settings, log=print) -> str:
 
 
 def run(s: Settings, log=print) -> dict:
-    from scrabblegan_tf.core import config as config_lib
-    from scrabblegan_tf.core import imaging, metrics
-    from scrabblegan_tf.training import gan_training as train_lib
-    from scrabblegan_tf.data import inputs
-    from scrabblegan_tf.training import distribution
-    from scrabblegan_tf.data.htr_inputs import real_uint8
-    from scrabblegan_tf.models.crnn import read_uint8
-    from scrabblegan_tf.training.htr_training import load_htr
-
     os.makedirs(s.results_dir, exist_ok=True)
     t_htr = time.time()
     htr_dir = ensure_htr(s, log=log)
@@ -262,7 +209,6 @@ def run(s: Settings, log=print) -> dict:
     last = points[-1] if points else {}
 
     # Pictures from the final G (inference mode), as the CLIs see it.
-    from scrabblegan_tf.inference.generation import render
 
     gen = result.gan.generator
     alphabet = inputs.resolve_alphabet(cfg)
@@ -300,8 +246,6 @@ def run(s: Settings, log=print) -> dict:
         f.write(report_markdown(summary, max_cer=s.max_cer, title=s.title))
     # The held-out words of the last evaluation, as the monitor drew them.
     if last:
-        import shutil
-
         grid = os.path.join(gan_dir, "samples", f"heldout_{int(last['step']):07d}.png")
         if os.path.exists(grid):
             shutil.copyfile(grid, os.path.join(s.results_dir, "heldout.png"))
@@ -310,8 +254,6 @@ def run(s: Settings, log=print) -> dict:
     if s.model_out and not ship:
         log(f"not writing {s.model_out}: the final generator is not legible by the criterion")
     if ship:
-        from scrabblegan_tf.inference import model_folder
-
         def r3(x):
             return None if x is None else round(float(x), 3)
 
@@ -337,7 +279,6 @@ def run(s: Settings, log=print) -> dict:
                       f"character)",
             "results": s.results_dir,
         }
-        from scrabblegan_tf.core import run_folder
 
         config_json, _ = run_folder.read_settings(gan_dir)
         model_folder.write_model_folder(gen, config_json, alphabet.to_json(), s.model_out, card=card)
@@ -350,8 +291,6 @@ def rewrite_report(results_dir: str, *, max_cer: float | None = None, title: str
                    model_out: str = "", log=print) -> str:
     """Rewrites ``legibility.md`` (and, with ``model_out``, the model card's verdict) from the
     ``results.json`` of a finished experiment, without training: for a changed report format."""
-    from scrabblegan_tf.inference import model_folder
-
     with open(os.path.join(results_dir, "results.json"), encoding="utf-8") as f:
         summary = json.load(f)
     max_cer = summary.get("max_cer", THRESHOLD) if max_cer is None else max_cer
@@ -378,17 +317,7 @@ def rewrite_report(results_dir: str, *, max_cer: float | None = None, title: str
     return text
 
 
-def _command_line() -> str:
-    import shlex
-    import sys
-
-    return "python -m scrabblegan_tf.experiments.legibility " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
-
-
 def _machine() -> str:
-    import platform
-
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -397,64 +326,3 @@ def _machine() -> str:
     except OSError:
         pass
     return cpu
-
-
-def main(argv):
-    from absl import flags
-
-    from scrabblegan_tf.cli import UserError
-
-    f = flags.FLAGS
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments: {argv[1:]}")
-    if not f.report_only and not f.workdir:
-        raise UserError("--workdir is required (an experiment folder; resumes if it exists)")
-    if f.report_only:
-        rewrite_report(f.results_dir, max_cer=f.max_cer if f["max_cer"].present else None,
-                       title=f.title or "", model_out=f.model_out or "")
-        return
-    run(Settings(workdir=f.workdir, results_dir=f.results_dir, dataset=f.dataset,
-                 manual_dir=f.manual_dir, data_dir=f.data_dir, gan_config=f.gan_config,
-                 gan_overrides=tuple(f.gan_override), gan_steps=f.gan_steps,
-                 htr_workdir=f.htr_workdir or "", htr_steps=f.htr_steps,
-                 htr_overrides=tuple(f.htr_override), real_examples=f.real_examples,
-                 max_cer=f.max_cer,
-                 model_out=f.model_out or "", model_out_if_legible=f.model_out_if_legible,
-                 title=f.title or "", command=_command_line()))
-
-
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("workdir", None, "Experiment folder (htr/, gan/); not needed with "
-                        "--report_only.")
-    flags.DEFINE_string("results_dir", None, "Where the curve, table and pictures go.", required=True)
-    flags.DEFINE_string("dataset", "handwriting_fonts", "datasets/<name>.")
-    flags.DEFINE_string("manual_dir", None, "Manual dir of the dataset.")
-    flags.DEFINE_string("data_dir", None, "TFDS data dir.")
-    flags.DEFINE_string("gan_config", "cpu", "GAN preset.")
-    flags.DEFINE_multi_string("gan_override", [], "GAN config override section.field=value.")
-    flags.DEFINE_integer("gan_steps", 0, "GAN iterations (0: the preset's).")
-    flags.DEFINE_string("htr_workdir", None, "An existing evaluation HTR (default: train one).")
-    flags.DEFINE_integer("htr_steps", 4000, "Steps of the evaluation HTR trained here.")
-    flags.DEFINE_multi_string("htr_override", [], "HTRConfig field=value for the HTR trained here.")
-    flags.DEFINE_integer("real_examples", 500, "Real eval images the HTR reads for the reference.")
-    flags.DEFINE_float("max_cer", THRESHOLD, "Absolute CER cap of 'legible' besides 2 x the "
-                       "real images' CER (1: only the relative bound, e.g. for real handwriting).")
-    flags.DEFINE_string("model_out", None, "Write the trained G as a model folder here.")
-    flags.DEFINE_bool("model_out_if_legible", False, "Write --model_out only if the final "
-                      "generator meets the legibility criterion.")
-    flags.DEFINE_string("title", None, "Title of the results.")
-    flags.DEFINE_bool("report_only", False, "Only rewrite legibility.md (and --model_out's model "
-                      "card verdict) from --results_dir/results.json; no training.")
-
-
-def run_cli(argv=None):
-    """``python -m scrabblegan_tf.experiments.legibility``."""
-    from scrabblegan_tf import cli
-
-    cli.run(main, _define_flags, argv)
-
-
-if __name__ == "__main__":
-    run_cli()
