@@ -12,20 +12,16 @@ INK = -1.0
 SCALE = 127.5  # uint8 = (model + 1) * SCALE
 
 
-def _is_tensor(x) -> bool:
-    return tf.is_tensor(x)
-
-
 def to_model(image_uint8):
     """uint8 (or float 0..255) -> float32 in [-1, 1], clipped."""
-    if _is_tensor(image_uint8):
+    if tf.is_tensor(image_uint8):
         return tf.clip_by_value(tf.cast(image_uint8, tf.float32) / SCALE - 1.0, INK, PAPER)
     return np.clip(np.asarray(image_uint8, np.float32) / SCALE - 1.0, INK, PAPER)
 
 
 def to_uint8(image):
     """float in [-1, 1] -> uint8 (clipped, rounded half to even); the inverse of ``to_model``."""
-    if _is_tensor(image):
+    if tf.is_tensor(image):
         x = (tf.clip_by_value(tf.cast(image, tf.float32), INK, PAPER) + 1.0) * SCALE
         return tf.cast(tf.round(x), tf.uint8)
     x = (np.clip(np.asarray(image, np.float32), INK, PAPER) + 1.0) * SCALE

@@ -73,7 +73,7 @@ class Progress:
         self.paused_s = 0.0
         if self.bar is not None:  # tqdm's own rate and ETA count from here too
             self.bar.initial = self.bar.last_print_n = step
-            self.bar.start_t = self.bar.last_print_t = self.bar._time()  # pylint: disable=protected-access
+            self.bar.start_t = self.bar.last_print_t = time.time()  # tqdm's clock
 
     @contextlib.contextmanager
     def paused(self):
