@@ -35,6 +35,7 @@ from scrabblegan_tf.models.factory import generator_for, make_discriminator, mak
 from scrabblegan_tf.models.gan import ScrabbleGAN
 from scrabblegan_tf.training import distribution, monitor as monitor_lib, multiworker
 from scrabblegan_tf.training.loop import Hook, run_loop
+from scrabblegan_tf.training.optimizers import FusedAdam
 
 SAMPLE_WORDS = ("ScrabbleGAN", "handwriting", "Only", "the", "quick", "brown", "fox", "jumps")
 
@@ -69,7 +70,8 @@ class _StepDriven:
 
 
 def make_optimizers(cfg: Config, *, step=None, loss_scale: bool = False):
-    """Adam for G, D and R; ``loss_scale``: each wrapped in ``keras.optimizers.LossScaleOptimizer``
+    """Adam (``FusedAdam``) for G, D and R; ``loss_scale``: each wrapped in
+    ``keras.optimizers.LossScaleOptimizer``
     (dynamic loss scaling, for ``mixed_float16``). With ``optim.lr_decay`` the rates follow
     ``linear_decay_second_half`` of the training iteration ``step`` (a variable; required then)."""
     o = cfg.optim
@@ -78,7 +80,7 @@ def make_optimizers(cfg: Config, *, step=None, loss_scale: bool = False):
 
     def adam(lr):
         rate = _StepDriven(linear_decay_second_half(lr, cfg.run.steps), step) if o.lr_decay else lr
-        opt = keras.optimizers.Adam(rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.adam_eps)
+        opt = FusedAdam(rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.adam_eps)
         return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
 
     return adam(o.g_lr), adam(o.d_lr), adam(o.r_lr)

@@ -33,6 +33,7 @@ from scrabblegan_tf.data import builders, htr_inputs, pipeline
 from scrabblegan_tf.models import losses
 from scrabblegan_tf.models.crnn import CRNN, count_params, read_batch
 from scrabblegan_tf.training.loop import Hook, run_loop
+from scrabblegan_tf.training.optimizers import FusedAdam
 
 CONFIG_FILE = "htr_config.json"
 
@@ -116,7 +117,7 @@ def train(cfg: HTRConfig, workdir: str, *, data_dir: str | None = None,
     keras.utils.set_random_seed(cfg.seed)
     model = make_model(cfg, alphabet.num_classes)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, max(1, cfg.steps), alpha=cfg.lr_final_frac)
-    optimizer = keras.optimizers.Adam(schedule, clipnorm=cfg.clipnorm or None)
+    optimizer = FusedAdam(schedule, clipnorm=cfg.clipnorm or None)
     optimizer.build(model.trainable_variables)
     step_var = tf.Variable(0, dtype=tf.int64, name="step")
     checkpoints = run_folder.Checkpoints(
