@@ -163,12 +163,18 @@ def main():
     p.add_argument("--latency_calls", type=int, default=200)
     a = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from scrabblegan_tf.core import memory
 
     only = set(a.only.split(","))
+    # With training: the heap settings of the training commands (cli.run(trains=True)), before
+    # TensorFlow starts; generation and latency lines of the same process run under them too.
+    heap = memory.return_freed_buffers() if "train" in only else False
+    import tensorflow as tf
+
     configs, precisions = a.configs.split(","), a.precisions.split(",")
     emit({"bench": "machine", "python": platform.python_version(), "tensorflow": tf.__version__,
-          "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))})
+          "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
+          "heap_returns_freed_buffers": heap})
     if "train" in only:
         for config in configs:
             for batch in (int(b) for b in a.batches.split(",")):

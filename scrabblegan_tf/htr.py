@@ -170,7 +170,7 @@ def run(argv=None):
     """The ``scrabblegan-htr`` command."""
     from scrabblegan_tf import cli
 
-    cli.run(main, None, argv)
+    cli.run(main, None, argv, trains=True)
 
 
 if __name__ == "__main__":

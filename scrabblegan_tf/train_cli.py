@@ -112,7 +112,7 @@ def main(argv):
 
 def run(argv=None):
     """The ``scrabblegan-train`` command."""
-    cli.run(main, _define_flags, argv)
+    cli.run(main, _define_flags, argv, trains=True)
 
 
 if __name__ == "__main__":

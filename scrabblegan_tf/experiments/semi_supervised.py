@@ -101,7 +101,7 @@ def run(argv=None):
     """``python -m scrabblegan_tf.experiments.semi_supervised``."""
     from scrabblegan_tf import cli
 
-    cli.run(main, None, argv)
+    cli.run(main, None, argv, trains=True)
 
 
 if __name__ == "__main__":

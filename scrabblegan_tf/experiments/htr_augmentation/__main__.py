@@ -78,7 +78,7 @@ def main(argv):
 
 def run_cli(argv=None):
     """``python -m scrabblegan_tf.experiments.htr_augmentation``."""
-    cli.run(main, None, argv)
+    cli.run(main, None, argv, trains=True)
 
 
 if __name__ == "__main__":

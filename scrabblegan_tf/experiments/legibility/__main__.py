@@ -66,7 +66,7 @@ def _define_flags():
 
 def run_cli(argv=None):
     """``python -m scrabblegan_tf.experiments.legibility``."""
-    cli.run(main, _define_flags, argv)
+    cli.run(main, _define_flags, argv, trains=True)
 
 
 if __name__ == "__main__":
