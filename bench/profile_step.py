@@ -7,7 +7,8 @@ The step is ``train.make_gan``'s networks and ``ScrabbleGAN.train_step`` in one 
 as training runs it (8-letter words). After tracing and two warm iterations, ``--iterations`` are
 profiled (``tf.profiler.experimental``); the XSpace is parsed and the op events of the host's
 TensorFlow threads are summed by op type, convolutions split by network (G/D/R from the op name).
-``shares`` lists every kind above ``--min_share`` of the total op time.
+``shares`` lists every kind above ``--min_share`` of the total op time; ``--split_scope`` splits
+the other op types by scope (e.g. ``Mul @ generator/up2/cbn2``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import collections
 import glob
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
 
 
 
-def op_times(logdir: str) -> dict[str, float]:
+def op_times(logdir: str, split_scope: bool = False) -> dict[str, float]:
     """{kind: microseconds} from the profiler's .xplane.pb files under ``logdir``."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -40,13 +42,20 @@ def op_times(logdir: str) -> dict[str, float]:
                 if "tf_" not in line.name.lower() and "Tf" not in line.name:
                     continue
                 for ev in line.events:
-                    k = kind(names.get(ev.metadata_id, "?"))
+                    k = kind(names.get(ev.metadata_id, "?"), split_scope)
                     if k is not None:
                         totals[k] += ev.duration_ps / 1e6
     return dict(totals)
 
 
-def kind(name: str) -> str | None:
+def _scope(scope: str) -> str:
+    """'gradient_tape/generator_1/up2_1/cbn2_1/mul' -> 'generator/up2/cbn2' (3 levels, copies merged)."""
+    parts = [p for p in scope.split("/")
+             if not re.match(r"^(gradient_tape|StatefulPartitionedCall.*|cond.*|while.*)$", p)]
+    return "/".join(re.sub(r"_\d+$", "", p) for p in parts[:3])
+
+
+def kind(name: str, split_scope: bool = False) -> str | None:
     """'gradient_tape/discriminator_3/down3_1/conv1_1/Conv2DBackpropFilter:_MklNativeConv2D
     BackpropFilterWithBias' -> 'Conv2DBackpropFilterWithBias (D)'; other ops -> their type (oneDNN
     prefixes removed); executor bookkeeping ('ExecutorState::Process', no 'scope:Type') -> None."""
@@ -62,7 +71,7 @@ def kind(name: str) -> str | None:
            else "R" if "recognizer" in scope else "")
     if "Conv2D" in op or "MatMul" in op or "BatchMatMul" in op or "Einsum" in op:
         return f"{op} ({net or '?'})"
-    return op
+    return f"{op} @ {_scope(scope)}" if split_scope else op
 
 
 def main():
@@ -73,6 +82,8 @@ def main():
     p.add_argument("--iterations", type=int, default=5)
     p.add_argument("--word_len", type=int, default=8)
     p.add_argument("--min_share", type=float, default=0.01)
+    p.add_argument("--split_scope", action="store_true",
+                   help="split the other op types by where they run (3 scope levels)")
     a = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -103,7 +114,7 @@ def main():
             out = step(data)
         float(out["d_loss"])
         tf.profiler.experimental.stop()
-        totals = op_times(logdir)
+        totals = op_times(logdir, a.split_scope)
     total = sum(totals.values()) or 1.0
     shares = {k: round(v / total, 4) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])
               if v / total >= a.min_share}
