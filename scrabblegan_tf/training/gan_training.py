@@ -71,9 +71,9 @@ class _StepDriven:
 
 def make_optimizers(cfg: Config, *, step=None, loss_scale: bool = False):
     """Adam (``FusedAdam``) for G, D and R; ``loss_scale``: each wrapped in
-    ``keras.optimizers.LossScaleOptimizer``
-    (dynamic loss scaling, for ``mixed_float16``). With ``optim.lr_decay`` the rates follow
-    ``linear_decay_second_half`` of the training iteration ``step`` (a variable; required then)."""
+    ``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling, for ``mixed_float16``). With
+    ``optim.lr_decay`` the rates follow ``linear_decay_second_half`` of the training iteration
+    ``step`` (a variable; required then)."""
     o = cfg.optim
     if o.lr_decay and step is None:
         raise ValueError("optim.lr_decay needs the training step variable")
