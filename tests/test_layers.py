@@ -230,6 +230,38 @@ def test_upsample_nearest():
     np.testing.assert_array_equal(y, [0, 0, 1, 1, 2, 2, 3, 3])
 
 
+
+def test_conv_after_upsample_hand_computed():
+    """x = [1, 2] (one row), width upsampled 2x -> [1, 1, 2, 2]; a kernel with only its middle row
+    (taps 1, 10, 100 over columns j-1, j, j+1), SAME zero padding: out = [0 + 10 + 100,
+    1 + 10 + 200, 1 + 20 + 200, 2 + 20 + 0] = [110, 211, 221, 22], computed at x's width."""
+    x = tf.reshape(tf.constant([1.0, 2.0]), (1, 1, 2, 1))
+    k = np.zeros((3, 3, 1, 1), np.float32)
+    k[1, :, 0, 0] = [1.0, 10.0, 100.0]
+    y = L.conv_after_upsample(x, tf.constant(k), (1, 2)).numpy()[0, 0, :, 0]
+    np.testing.assert_array_equal(y, [110.0, 211.0, 221.0, 22.0])
+
+
+@pytest.mark.parametrize("factor", [(2, 2), (2, 1), (1, 2), (1, 1)])
+@pytest.mark.parametrize("size", [1, 3])
+def test_conv_after_upsample_equals_conv_of_upsampled_input(factor, size):
+    """Same values and gradients as conv2d(upsample_nearest(x)); tolerance: the phase kernels sum
+    up to 4 taps first, float32 rounding of sums of 9 x 6 products of N(0, 1) values (~1e-6
+    relative; the outputs are ~7 in size)."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 3, 5, 6)), tf.float32)
+    k = tf.constant(rng.standard_normal((size, size, 6, 4)), tf.float32)
+    up = rng.standard_normal((2, 3 * factor[0], 5 * factor[1], 4)).astype(np.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, k])
+        ref = tf.nn.conv2d(L.upsample_nearest(x, factor), k, 1, "SAME")
+        got = L.conv_after_upsample(x, k, factor)
+        ref_loss, got_loss = tf.reduce_sum(ref * up), tf.reduce_sum(got * up)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
+    for a, b in zip(tape.gradient(got_loss, [x, k]), tape.gradient(ref_loss, [x, k])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-3)
+
 # -- masked batch norm --------------------------------------------------------------------------
 def _masked_input():
     """x [2, 2, 3, 2]; sample 0 has 2 valid columns, sample 1 one. Channel 1 = 10 x channel 0.
@@ -307,6 +339,28 @@ def test_up_block_shapes_and_zero_padding():
     assert np.all(y[1, :, 8:] == 0.0)  # padding of the shorter sample stays zero
     assert np.abs(y[1, :, :8]).max() > 0.0
 
+
+
+@pytest.mark.parametrize("factor", [(2, 2), (2, 1)])
+def test_up_block_is_the_biggan_block_with_upsampling_first(factor):
+    """UpBlock (conv1 and the shortcut at the input's resolution) equals the textbook order
+    h = conv2(relu(cbn2(conv1(up(relu(cbn1(x))) * valid_out)))) * valid_out, out = (h +
+    conv_sc(up(x))) * valid_out, built from the block's own layers (inference-mode norms)."""
+    keras.utils.set_random_seed(0)
+    block = L.UpBlock(6, upsample=factor)
+    valid_in = L.width_mask(tf.constant([8, 4]), 8)
+    valid_out = L.width_mask(tf.constant([8 * factor[1], 4 * factor[1]]), 8 * factor[1])
+    x = tf.random.normal((2, 4, 8, 5)) * valid_in
+    z = tf.random.normal((2, 3))
+    got = block(x, valid_in, valid_out, z, training=False)
+
+    def conv(layer, t):
+        return tf.nn.conv2d(t, layer.normalized(layer.kernel, False), 1, "SAME") + layer.bias
+
+    h = L.upsample_nearest(tf.nn.relu(block.cbn1(x, valid_in, z)), factor) * valid_out
+    h = tf.nn.relu(block.cbn2(conv(block.conv1, h), valid_out, z)) * valid_out
+    ref = (conv(block.conv2, h) + conv(block.conv_sc, L.upsample_nearest(x, factor))) * valid_out
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
 
 def test_down_blocks_shapes_and_shortcuts():
     keras.utils.set_random_seed(0)

@@ -15,6 +15,7 @@ gives no gradient through sigma; we chose the PyTorch semantics deliberately.)
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -127,9 +128,16 @@ class SNConv2D(_SpectralNormMixin, keras.layers.Layer):
                      if self.use_bias else None)
         self._add_u(self.filters)
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, upsample=(1, 1)):
+        """``upsample``: the layer convolves ``upsample_nearest(x, upsample)``, computed at x's
+        resolution (``conv_after_upsample``; stride 1, SAME padding)."""
         w = self.normalized(self.kernel, training)
-        y = tf.nn.conv2d(x, w, strides=self.strides, padding=self.padding)
+        if tuple(upsample) != (1, 1):
+            if self.strides != 1 or self.padding != "SAME":
+                raise ValueError("upsample needs strides=1 and padding='same'")
+            y = conv_after_upsample(x, w, upsample)
+        else:
+            y = tf.nn.conv2d(x, w, strides=self.strides, padding=self.padding)
         if self.bias is not None:
             y = tf.nn.bias_add(y, self.bias)
         return y
@@ -322,12 +330,80 @@ def upsample_nearest(x, factor):
     return x
 
 
+# Which taps of a 3-tap kernel fall on which input offset, per output phase of a 2x nearest
+# upsampling: output 2i reads upsampled rows 2i-1, 2i, 2i+1 = input rows i-1, i, i (taps 0 | 1, 2);
+# output 2i+1 reads 2i, 2i+1, 2i+2 = input rows i, i, i+1 (taps 0, 1 | 2). Rows: the 2 input
+# offsets (from i-1 for phase 0, from i for phase 1); columns: the kernel's taps.
+_PHASE_TAPS_2X = (np.array([[1, 0, 0], [0, 1, 1]], np.float32),
+                  np.array([[1, 1, 0], [0, 0, 1]], np.float32))
+
+
+def _phase_matrices(factor: int):
+    if factor == 1:
+        return (np.eye(3, dtype=np.float32),)  # one phase, the kernel's own 3 taps
+    if factor == 2:
+        return _PHASE_TAPS_2X
+    raise ValueError(f"upsampling factor {factor} not supported (1 or 2)")
+
+
+def _interleave(parts, axis):
+    """[t_0, ..., t_{k-1}] (same shape) -> one tensor whose index j * k + p along ``axis`` is
+    t_p's index j."""
+    if len(parts) == 1:
+        return parts[0]
+    y = tf.stack(parts, axis=axis + 1)
+    shape = tf.shape(parts[0])
+    new_shape = tf.concat([shape[:axis], [shape[axis] * len(parts)], shape[axis + 1:]], 0)
+    return tf.reshape(y, new_shape)
+
+
+def conv_after_upsample(x, kernel, factor):
+    """``conv2d(upsample_nearest(x, factor), kernel)`` (stride 1, SAME) at x's resolution.
+
+    With nearest upsampling every output phase (row and column parity) of a 3x3 convolution reads
+    only 2 input rows (columns) per upsampled dimension, with some of the kernel's taps summed
+    (``_PHASE_TAPS_2X``): "resize-convolution" as one convolution of x with a 2x2 (2x3 for
+    (2, 1)) kernel per phase, the phases stacked as output channels and interleaved back. For
+    (2, 2) that is 4 x 4 taps at x's resolution instead of 9 at 4 times as many positions: 2.25x
+    fewer multiply-adds (1.5x for (2, 1)); a 1x1 kernel commutes with the upsampling (4x / 2x).
+    Same result up to float rounding (sums of taps); zero padding at the upsampled resolution is
+    zero padding of x. Gradients flow to ``kernel`` through the tap sums.
+    """
+    fh, fw = (int(f) for f in factor)
+    kh, kw, cin, cout = kernel.shape
+    if (kh, kw) == (1, 1):
+        return upsample_nearest(tf.nn.conv2d(x, kernel, 1, "VALID"), (fh, fw))
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"conv_after_upsample: 1x1 or 3x3 kernels, got {kh}x{kw}")
+    rows, cols = _phase_matrices(fh), _phase_matrices(fw)
+    th, tw = rows[0].shape[0], cols[0].shape[0]
+    # [phases * th * tw, 9]: each phase's small kernel as sums of the 3x3 taps.
+    mix = np.concatenate([np.einsum("pi,qj->pqij", r, c).reshape(th * tw, 9)
+                          for r in rows for c in cols])
+    k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
+    nph = len(rows) * len(cols)
+    k = tf.reshape(k, (nph, th, tw, cin, cout))
+    k = tf.reshape(tf.transpose(k, (1, 2, 3, 0, 4)), (th, tw, cin, nph * cout))
+    y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), k, 1, "VALID")
+    # y: [B, H + 1 (2x) or H, W + 1 or W, phases * cout]; phase (a, b) starts at row a, column b.
+    h, w = tf.shape(x)[1], tf.shape(x)[2]
+    out_rows = []
+    for a in range(len(rows)):
+        parts = []
+        for b in range(len(cols)):
+            p = a * len(cols) + b
+            parts.append(y[:, a:a + h, b:b + w, p * cout:(p + 1) * cout])
+        out_rows.append(_interleave(parts, axis=2))
+    return _interleave(out_rows, axis=1)
+
+
 class UpBlock(keras.layers.Layer):
     """BigGAN generator residual block (Brock et al. 2019, Fig. 15a), masked for variable widths.
 
     h = conv2(relu(cbn2(conv1(up(relu(cbn1(x, z)))), z))); out = h + conv_sc(up(x)).
     Padded columns are zeroed before every convolution, so a word's valid columns never see the
-    padding of a longer word in the same batch.
+    padding of a longer word in the same batch. conv1 and conv_sc run at x's resolution
+    (``conv_after_upsample``): the same function with 2.25x / 4x fewer multiply-adds.
     """
 
     def __init__(self, out_channels, *, upsample=(2, 2), init_std=0.02, sn_eps=1e-8,
@@ -344,12 +420,12 @@ class UpBlock(keras.layers.Layer):
         self.conv_sc = SNConv2D(out_channels, 1, name="conv_sc", **kw)
 
     def call(self, x, valid_in, valid_out, z, training=False):
-        h = tf.nn.relu(self.cbn1(x, valid_in, z, training=training))
-        h = upsample_nearest(h, self.upsample) * valid_out
-        h = self.conv1(h, training=training)
+        # valid_out is valid_in upsampled, so masking before the upsampling is the same.
+        h = tf.nn.relu(self.cbn1(x, valid_in, z, training=training)) * valid_in
+        h = self.conv1(h, training=training, upsample=self.upsample)
         h = tf.nn.relu(self.cbn2(h, valid_out, z, training=training)) * valid_out
         h = self.conv2(h, training=training)
-        sc = self.conv_sc(upsample_nearest(x, self.upsample), training=training)
+        sc = self.conv_sc(x, training=training, upsample=self.upsample)
         return (h + sc) * valid_out
 
 
