@@ -262,6 +262,37 @@ def test_conv_after_upsample_equals_conv_of_upsampled_input(factor, size):
     for a, b in zip(tape.gradient(got_loss, [x, k]), tape.gradient(ref_loss, [x, k])):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-3)
 
+
+def test_conv_then_avg_pool_hand_computed():
+    """x = [1, 2, 3, 4] (one row), middle-row taps (1, 10, 100), SAME: conv = [0 + 10 + 200,
+    1 + 20 + 300, 2 + 30 + 400, 3 + 40 + 0] = [210, 321, 432, 43] in both (equal) rows, so the
+    2x2 pool is the mean of column pairs: [265.5, 237.5]."""
+    x = tf.reshape(tf.constant([1.0, 2.0, 3.0, 4.0] * 2), (1, 2, 4, 1))
+    k = np.zeros((3, 3, 1, 1), np.float32)
+    k[1, :, 0, 0] = [1.0, 10.0, 100.0]
+    y = L.conv_then_avg_pool(x, tf.constant(k)).numpy()[0, 0, :, 0]
+    np.testing.assert_array_equal(y, [265.5, 237.5])
+
+
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("shape", [(4, 6), (5, 7)])
+def test_conv_then_avg_pool_equals_pooled_conv(size, shape):
+    """Same values and gradients as avg_pool2d(conv2d(x, SAME), 2, 2, VALID), odd sizes too;
+    tolerance as for conv_after_upsample (float32 sums of shifted taps)."""
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((2, *shape, 6)), tf.float32)
+    k = tf.constant(rng.standard_normal((size, size, 6, 4)), tf.float32)
+    up = rng.standard_normal((2, shape[0] // 2, shape[1] // 2, 4)).astype(np.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, k])
+        ref = tf.nn.avg_pool2d(tf.nn.conv2d(x, k, 1, "SAME"), 2, 2, "VALID")
+        got = L.conv_then_avg_pool(x, k)
+        ref_loss, got_loss = tf.reduce_sum(ref * up), tf.reduce_sum(got * up)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
+    for a, b in zip(tape.gradient(got_loss, [x, k]), tape.gradient(ref_loss, [x, k])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-3)
+
 # -- masked batch norm --------------------------------------------------------------------------
 def _masked_input():
     """x [2, 2, 3, 2]; sample 0 has 2 valid columns, sample 1 one. Channel 1 = 10 x channel 0.
@@ -371,3 +402,23 @@ def test_down_blocks_shapes_and_shortcuts():
     same = L.DownBlock(3, downsample=False)
     assert same(x, training=True).shape == (2, 8, 12, 3)
     assert same.conv_sc is None  # identity shortcut: same channels, no pooling
+
+
+@pytest.mark.parametrize("preactivation", [True, False])
+def test_down_block_is_the_biggan_block(preactivation):
+    """DownBlock (pooled conv2 as one stride-2 conv, shortcut pooled first) equals BigGAN's
+    order h = pool(conv2(relu(conv1(act(x))))), sc = pool(conv_sc(x)), from its own layers."""
+    keras.utils.set_random_seed(0)
+    block = L.DownBlock(5, downsample=True, preactivation=preactivation)
+    x = tf.random.normal((2, 8, 12, 3))
+    got = block(x, training=False)
+
+    def conv(layer, t):
+        return tf.nn.conv2d(t, layer.normalized(layer.kernel, False), 1, "SAME") + layer.bias
+
+    def pool(t):
+        return tf.nn.avg_pool2d(t, 2, 2, "VALID")
+
+    h = conv(block.conv1, tf.nn.relu(x) if preactivation else x)
+    ref = pool(conv(block.conv2, tf.nn.relu(h))) + pool(conv(block.conv_sc, x))
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
