@@ -82,8 +82,8 @@ def test_no_workdir_and_no_default_model_is_a_clear_error(monkeypatch, tmp_path)
 
 def test_frozen_spectral_norm_draws_the_same_images(tmp_path):
     """layers.freeze_spectral_norm (load_generator's default): W / sigma computed once instead of
-    on every call; the images are the same (the same division, float32), and a frozen G refuses to
-    train."""
+    on every call (and the resize convolutions' kernels once); the images are the same (the same
+    division, float32), and a frozen G refuses to train."""
     from scrabblegan_tf.models.layers import freeze_spectral_norm
 
     work = make_workdir(tmp_path / "run")
@@ -95,6 +95,11 @@ def test_frozen_spectral_norm_draws_the_same_images(tmp_path):
         assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
     n = len([l for l in live._flatten_layers() if hasattr(l, "sn_u")])
     assert freeze_spectral_norm(live) == n > 0 and freeze_spectral_norm(live) == 0
+    # The up-blocks' conv1 and shortcut keep their resize-convolution kernel, outside G's weights
+    # (model folders save the same arrays as before).
+    kept = [l.name for l in frozen._flatten_layers() if getattr(l, "frozen_kernel", None) is not None]
+    assert sorted(kept) == sorted(["conv1", "conv_sc"] * frozen.num_blocks)
+    assert len(frozen.weights) == len(live.weights)
     ids, lengths = alphabet.encode_batch(["ab"])
     with pytest.raises(RuntimeError, match="frozen"):
         frozen((ids, lengths, np.zeros((1, frozen.z_dim), np.float32)), training=True)

@@ -108,18 +108,32 @@ class _SpectralNormMixin:
 
 
 class SNConv2D(_SpectralNormMixin, keras.layers.Layer):
-    """Conv2D whose kernel is divided by its spectral norm (kernel viewed as [kh*kw*in, out])."""
+    """Conv2D whose kernel is divided by its spectral norm (kernel viewed as [kh*kw*in, out]).
+
+    ``upsample=(fh, fw)``: the layer convolves ``upsample_nearest(x, upsample)``, computed at x's
+    resolution (``resize_conv``); ``avg_pool``: its output is 2x2 average-pooled (VALID), computed
+    as one stride-2 convolution (``pooled_conv``). Both with stride 1 and SAME padding; the
+    variables are the plain convolution's either way. ``frozen_kernel`` (set by
+    ``freeze_spectral_norm``) holds the transformed kernel for inference.
+    """
 
     def __init__(self, filters, kernel_size=3, *, strides=1, padding="same", use_bias=True,
-                 init_std=0.02, sn_eps=1e-8, **kwargs):
+                 upsample=(1, 1), avg_pool=False, init_std=0.02, sn_eps=1e-8, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.strides = strides
         self.padding = padding.upper()
         self.use_bias = use_bias
+        self.upsample = tuple(int(f) for f in upsample)
+        self.avg_pool = bool(avg_pool)
+        if (self.upsample != (1, 1) or self.avg_pool) and (strides != 1 or self.padding != "SAME"):
+            raise ValueError("upsample / avg_pool need strides=1 and padding='same'")
+        if self.upsample != (1, 1) and self.avg_pool:
+            raise ValueError("upsample and avg_pool together are not supported")
         self.init_std = init_std
         self.sn_eps = sn_eps
+        self.frozen_kernel = None
 
     def build(self, input_shape):
         in_ch = int(input_shape[-1])
@@ -128,20 +142,29 @@ class SNConv2D(_SpectralNormMixin, keras.layers.Layer):
                      if self.use_bias else None)
         self._add_u(self.filters)
 
-    def call(self, x, training=False, upsample=(1, 1), avg_pool=False):
-        """``upsample``: the layer convolves ``upsample_nearest(x, upsample)``, computed at x's
-        resolution (``conv_after_upsample``); ``avg_pool``: the output is 2x2 average-pooled
-        (VALID), computed as one stride-2 convolution (``conv_then_avg_pool``). Both need
-        stride 1 and SAME padding."""
-        w = self.normalized(self.kernel, training)
-        if (tuple(upsample) != (1, 1) or avg_pool) and (self.strides != 1 or self.padding != "SAME"):
-            raise ValueError("upsample / avg_pool need strides=1 and padding='same'")
-        if tuple(upsample) != (1, 1):
-            y = conv_after_upsample(x, w, upsample)
-        elif avg_pool:
-            y = conv_then_avg_pool(x, w)
+    @property
+    def transforms_kernel(self) -> bool:
+        return self.upsample != (1, 1) or self.avg_pool
+
+    def conv_kernel(self, w):
+        """The kernel the convolution runs with, from the normalised one."""
+        if self.upsample != (1, 1):
+            return resize_conv_kernel(w, self.upsample)
+        if self.avg_pool:
+            return pooled_conv_kernel(w)
+        return w
+
+    def call(self, x, training=False):
+        if self.frozen_kernel is not None and not training:
+            k = tf.cast(self.frozen_kernel, self.compute_dtype)
         else:
-            y = tf.nn.conv2d(x, w, strides=self.strides, padding=self.padding)
+            k = self.conv_kernel(self.normalized(self.kernel, training))
+        if self.upsample != (1, 1):
+            y = resize_conv(x, k, self.upsample)
+        elif self.avg_pool:
+            y = pooled_conv(x, k)
+        else:
+            y = tf.nn.conv2d(x, k, strides=self.strides, padding=self.padding)
         if self.bias is not None:
             y = tf.nn.bias_add(y, self.bias)
         return y
@@ -231,15 +254,20 @@ def freeze_spectral_norm(model) -> int:
     """For inference only: replaces every spectrally normalised kernel of ``model`` by its
     inference-mode value ``W / sigma`` (the same division the layer would do on every call, done
     once) and marks the layers frozen, so a forward pass no longer runs the power iteration's
-    matrix products nor copies each kernel (for the paper G, ~24M weights per call). Outputs are
-    unchanged; the model must not be trained or saved as a training checkpoint afterwards. Returns
-    the number of layers frozen."""
+    matrix products nor copies each kernel (for the paper G, ~24M weights per call); convolutions
+    that upsample or pool (``SNConv2D.conv_kernel``) also keep their transformed kernel
+    (``frozen_kernel``, a variable outside ``model.weights``: saved by SavedModel exports, not by
+    ``model_folder``). Outputs are unchanged; the model must not be trained or saved as a training
+    checkpoint afterwards. Returns the number of layers frozen."""
     count = 0
     for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
         if isinstance(layer, _SpectralNormMixin) and layer.built and not layer.sn_frozen:
             value = tf.cast(layer.normalized(layer.kernel, training=False), tf.float32)
             layer.kernel.assign(value)
             layer.sn_frozen = True
+            if isinstance(layer, SNConv2D) and layer.transforms_kernel:
+                layer.frozen_kernel = tf.Variable(layer.conv_kernel(value), trainable=False,
+                                                  name=f"{layer.name}_frozen_kernel")
             count += 1
     return count
 
@@ -373,13 +401,18 @@ def conv_after_upsample(x, kernel, factor):
     Same result up to float rounding (sums of taps); zero padding at the upsampled resolution is
     zero padding of x. Gradients flow to ``kernel`` through the tap sums.
     """
-    fh, fw = (int(f) for f in factor)
+    return resize_conv(x, resize_conv_kernel(kernel, factor), factor)
+
+
+def resize_conv_kernel(kernel, factor):
+    """A 3x3 kernel -> the kernel ``resize_conv`` runs: [th, tw, cin, phases * cout], th = 2 for
+    an upsampled dimension (3 otherwise), phase (a, b) in channel block a * fw + b. 1x1: as is."""
     kh, kw, cin, cout = kernel.shape
     if (kh, kw) == (1, 1):
-        return upsample_nearest(tf.nn.conv2d(x, kernel, 1, "VALID"), (fh, fw))
+        return kernel
     if (kh, kw) != (3, 3):
-        raise ValueError(f"conv_after_upsample: 1x1 or 3x3 kernels, got {kh}x{kw}")
-    rows, cols = _phase_matrices(fh), _phase_matrices(fw)
+        raise ValueError(f"resize convolution: 1x1 or 3x3 kernels, got {kh}x{kw}")
+    rows, cols = _phase_matrices(int(factor[0])), _phase_matrices(int(factor[1]))
     th, tw = rows[0].shape[0], cols[0].shape[0]
     # [phases * th * tw, 9]: each phase's small kernel as sums of the 3x3 taps.
     mix = np.concatenate([np.einsum("pi,qj->pqij", r, c).reshape(th * tw, 9)
@@ -387,15 +420,23 @@ def conv_after_upsample(x, kernel, factor):
     k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
     nph = len(rows) * len(cols)
     k = tf.reshape(k, (nph, th, tw, cin, cout))
-    k = tf.reshape(tf.transpose(k, (1, 2, 3, 0, 4)), (th, tw, cin, nph * cout))
+    return tf.reshape(tf.transpose(k, (1, 2, 3, 0, 4)), (th, tw, cin, nph * cout))
+
+
+def resize_conv(x, k, factor):
+    """``conv_after_upsample`` with the kernel already transformed (``resize_conv_kernel``)."""
+    fh, fw = (int(f) for f in factor)
+    if tuple(k.shape[:2]) == (1, 1):
+        return upsample_nearest(tf.nn.conv2d(x, k, 1, "VALID"), (fh, fw))
+    cout = k.shape[-1] // (fh * fw)
     y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), k, 1, "VALID")
     # y: [B, H + 1 (2x) or H, W + 1 or W, phases * cout]; phase (a, b) starts at row a, column b.
     h, w = tf.shape(x)[1], tf.shape(x)[2]
     out_rows = []
-    for a in range(len(rows)):
+    for a in range(fh):
         parts = []
-        for b in range(len(cols)):
-            p = a * len(cols) + b
+        for b in range(fw):
+            p = a * fw + b
             parts.append(y[:, a:a + h, b:b + w, p * cout:(p + 1) * cout])
         out_rows.append(_interleave(parts, axis=2))
     return _interleave(out_rows, axis=1)
@@ -415,14 +456,25 @@ def conv_then_avg_pool(x, kernel):
     multiply-adds than 9 taps at all of them; a 1x1 kernel commutes with the pooling (4x). Same
     result up to float rounding, odd sizes included (the last row / column is dropped either way).
     """
+    return pooled_conv(x, pooled_conv_kernel(kernel))
+
+
+def pooled_conv_kernel(kernel):
+    """A 3x3 kernel -> the 4x4 kernel ``pooled_conv`` runs with stride 2; 1x1: as is."""
     kh, kw, cin, cout = kernel.shape
     if (kh, kw) == (1, 1):
-        return tf.nn.conv2d(tf.nn.avg_pool2d(x, 2, 2, "VALID"), kernel, 1, "VALID")
+        return kernel
     if (kh, kw) != (3, 3):
-        raise ValueError(f"conv_then_avg_pool: 1x1 or 3x3 kernels, got {kh}x{kw}")
+        raise ValueError(f"pooled convolution: 1x1 or 3x3 kernels, got {kh}x{kw}")
     mix = np.einsum("ei,fj->efij", _POOL_TAPS_2X, _POOL_TAPS_2X).reshape(16, 9)
     k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
-    k = tf.reshape(k, (4, 4, cin, cout))
+    return tf.reshape(k, (4, 4, cin, cout))
+
+
+def pooled_conv(x, k):
+    """``conv_then_avg_pool`` with the kernel already transformed (``pooled_conv_kernel``)."""
+    if tuple(k.shape[:2]) == (1, 1):
+        return tf.nn.conv2d(tf.nn.avg_pool2d(x, 2, 2, "VALID"), k, 1, "VALID")
     return tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), k, 2, "VALID")
 
 
@@ -432,7 +484,7 @@ class UpBlock(keras.layers.Layer):
     h = conv2(relu(cbn2(conv1(up(relu(cbn1(x, z)))), z))); out = h + conv_sc(up(x)).
     Padded columns are zeroed before every convolution, so a word's valid columns never see the
     padding of a longer word in the same batch. conv1 and conv_sc run at x's resolution
-    (``conv_after_upsample``): the same function with 2.25x / 4x fewer multiply-adds.
+    (``resize_conv``): the same function with 2.25x / 4x fewer multiply-adds.
     """
 
     def __init__(self, out_channels, *, upsample=(2, 2), init_std=0.02, sn_eps=1e-8,
@@ -444,17 +496,17 @@ class UpBlock(keras.layers.Layer):
         bn = dict(momentum=bn_momentum, epsilon=bn_eps, **kw)
         self.cbn1 = MaskedBatchNorm(name="cbn1", **bn)
         self.cbn2 = MaskedBatchNorm(name="cbn2", **bn)
-        self.conv1 = SNConv2D(out_channels, 3, name="conv1", **kw)
+        self.conv1 = SNConv2D(out_channels, 3, upsample=self.upsample, name="conv1", **kw)
         self.conv2 = SNConv2D(out_channels, 3, name="conv2", **kw)
-        self.conv_sc = SNConv2D(out_channels, 1, name="conv_sc", **kw)
+        self.conv_sc = SNConv2D(out_channels, 1, upsample=self.upsample, name="conv_sc", **kw)
 
     def call(self, x, valid_in, valid_out, z, training=False):
         # valid_out is valid_in upsampled, so masking before the upsampling is the same.
         h = tf.nn.relu(self.cbn1(x, valid_in, z, training=training)) * valid_in
-        h = self.conv1(h, training=training, upsample=self.upsample)
+        h = self.conv1(h, training=training)
         h = tf.nn.relu(self.cbn2(h, valid_out, z, training=training)) * valid_out
         h = self.conv2(h, training=training)
-        sc = self.conv_sc(x, training=training, upsample=self.upsample)
+        sc = self.conv_sc(x, training=training)
         return (h + sc) * valid_out
 
 
@@ -463,7 +515,7 @@ class DownBlock(keras.layers.Layer):
 
     h = pool(conv2(relu(conv1(act(x))))), act = relu except for the first block;
     shortcut = pool(conv_sc(x)), computed as conv_sc(pool(x)) (the same function), and
-    pool(conv2(.)) as one stride-2 convolution (``conv_then_avg_pool``).
+    pool(conv2(.)) as one stride-2 convolution (``pooled_conv``).
     """
 
     def __init__(self, out_channels, *, downsample=True, preactivation=True, init_std=0.02,
@@ -474,7 +526,7 @@ class DownBlock(keras.layers.Layer):
         self.preactivation = preactivation
         kw = dict(init_std=init_std, sn_eps=sn_eps)
         self.conv1 = SNConv2D(out_channels, 3, name="conv1", **kw)
-        self.conv2 = SNConv2D(out_channels, 3, name="conv2", **kw)
+        self.conv2 = SNConv2D(out_channels, 3, avg_pool=downsample, name="conv2", **kw)
         self.conv_sc = None
         self._kw = kw
 
@@ -488,8 +540,7 @@ class DownBlock(keras.layers.Layer):
     def call(self, x, training=False):
         h = tf.nn.relu(x) if self.preactivation else x
         h = self.conv1(h, training=training)
-        # pool(conv2(.)) as one stride-2 convolution (conv_then_avg_pool).
-        h = self.conv2(tf.nn.relu(h), training=training, avg_pool=self.downsample)
+        h = self.conv2(tf.nn.relu(h), training=training)  # pooled when downsampling
         sc = x
         if self.conv_sc is not None:
             # A 1x1 convolution commutes with average pooling: pooling first is the same
