@@ -422,3 +422,12 @@ def test_down_block_is_the_biggan_block(preactivation):
     h = conv(block.conv1, tf.nn.relu(x) if preactivation else x)
     ref = pool(conv(block.conv2, tf.nn.relu(h))) + pool(conv(block.conv_sc, x))
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_resize_and_pooled_convolutions_need_stride_one_and_same_padding():
+    with pytest.raises(ValueError, match="strides=1"):
+        L.SNConv2D(4, 3, strides=2, upsample=(2, 2))
+    with pytest.raises(ValueError, match="strides=1"):
+        L.SNConv2D(4, 3, padding="valid", avg_pool=True)
+    with pytest.raises(ValueError, match="together"):
+        L.SNConv2D(4, 3, upsample=(2, 2), avg_pool=True)
