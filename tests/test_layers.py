@@ -242,25 +242,31 @@ def test_conv_after_upsample_hand_computed():
     np.testing.assert_array_equal(y, [110.0, 211.0, 221.0, 22.0])
 
 
-@pytest.mark.parametrize("factor", [(2, 2), (2, 1), (1, 2), (1, 1)])
-@pytest.mark.parametrize("size", [1, 3])
-def test_conv_after_upsample_equals_conv_of_upsampled_input(factor, size):
-    """Same values and gradients as conv2d(upsample_nearest(x)); tolerance: the phase kernels sum
-    up to 4 taps first, float32 rounding of sums of 9 x 6 products of N(0, 1) values (~1e-6
-    relative; the outputs are ~7 in size)."""
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((2, 3, 5, 6)), tf.float32)
-    k = tf.constant(rng.standard_normal((size, size, 6, 4)), tf.float32)
-    up = rng.standard_normal((2, 3 * factor[0], 5 * factor[1], 4)).astype(np.float32)
+def _assert_same_values_and_gradients(fast, reference, x_shape, k_shape, seed):
+    """fast(x, k) and reference(x, k): same values and gradients w.r.t. x and k (through a random
+    projection of the output). Tolerance: the transformed kernels sum up to 4 taps first; float32
+    rounding of sums of 9 x 6 products of N(0, 1) values (~1e-6 relative; outputs ~7 in size)."""
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal(x_shape), tf.float32)
+    k = tf.constant(rng.standard_normal(k_shape), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([x, k])
-        ref = tf.nn.conv2d(L.upsample_nearest(x, factor), k, 1, "SAME")
-        got = L.conv_after_upsample(x, k, factor)
-        ref_loss, got_loss = tf.reduce_sum(ref * up), tf.reduce_sum(got * up)
+        ref, got = reference(x, k), fast(x, k)
+        proj = tf.constant(rng.standard_normal(ref.shape), tf.float32)
+        ref_loss, got_loss = tf.reduce_sum(ref * proj), tf.reduce_sum(got * proj)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
     for a, b in zip(tape.gradient(got_loss, [x, k]), tape.gradient(ref_loss, [x, k])):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("factor", [(2, 2), (2, 1), (1, 2), (1, 1)])
+@pytest.mark.parametrize("size", [1, 3])
+def test_conv_after_upsample_equals_conv_of_upsampled_input(factor, size):
+    _assert_same_values_and_gradients(
+        lambda x, k: L.conv_after_upsample(x, k, factor),
+        lambda x, k: tf.nn.conv2d(L.upsample_nearest(x, factor), k, 1, "SAME"),
+        (2, 3, 5, 6), (size, size, 6, 4), seed=0)
 
 
 def test_conv_then_avg_pool_hand_computed():
@@ -277,21 +283,12 @@ def test_conv_then_avg_pool_hand_computed():
 @pytest.mark.parametrize("size", [1, 3])
 @pytest.mark.parametrize("shape", [(4, 6), (5, 7)])
 def test_conv_then_avg_pool_equals_pooled_conv(size, shape):
-    """Same values and gradients as avg_pool2d(conv2d(x, SAME), 2, 2, VALID), odd sizes too;
-    tolerance as for conv_after_upsample (float32 sums of shifted taps)."""
-    rng = np.random.default_rng(1)
-    x = tf.constant(rng.standard_normal((2, *shape, 6)), tf.float32)
-    k = tf.constant(rng.standard_normal((size, size, 6, 4)), tf.float32)
-    up = rng.standard_normal((2, shape[0] // 2, shape[1] // 2, 4)).astype(np.float32)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch([x, k])
-        ref = tf.nn.avg_pool2d(tf.nn.conv2d(x, k, 1, "SAME"), 2, 2, "VALID")
-        got = L.conv_then_avg_pool(x, k)
-        ref_loss, got_loss = tf.reduce_sum(ref * up), tf.reduce_sum(got * up)
-    assert got.shape == ref.shape
-    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
-    for a, b in zip(tape.gradient(got_loss, [x, k]), tape.gradient(ref_loss, [x, k])):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-3)
+    """Odd sizes too: the last row / column is dropped by both."""
+    _assert_same_values_and_gradients(
+        L.conv_then_avg_pool,
+        lambda x, k: tf.nn.avg_pool2d(tf.nn.conv2d(x, k, 1, "SAME"), 2, 2, "VALID"),
+        (2, *shape, 6), (size, size, 6, 4), seed=1)
+
 
 # -- masked batch norm --------------------------------------------------------------------------
 def _masked_input():
