@@ -397,7 +397,8 @@ def conv_after_upsample(x, kernel, factor):
     (``_PHASE_TAPS_2X``): "resize-convolution" as one convolution of x with a 2x2 (2x3 for
     (2, 1)) kernel per phase, the phases stacked as output channels and interleaved back. For
     (2, 2) that is 4 x 4 taps at x's resolution instead of 9 at 4 times as many positions: 2.25x
-    fewer multiply-adds (1.5x for (2, 1)); a 1x1 kernel commutes with the upsampling (4x / 2x).
+    fewer multiply-adds (1.5x for (2, 1)), less one extra row and column of positions (the phases
+    start one apart); a 1x1 kernel commutes with the upsampling (4x / 2x).
     Same result up to float rounding (sums of taps); zero padding at the upsampled resolution is
     zero padding of x. Gradients flow to ``kernel`` through the tap sums.
     """
