@@ -71,6 +71,18 @@ def test_restore_takes_the_newest_readable_checkpoint(tmp_path):
     assert logs[-1].startswith(f"restored {first} instead of the newest")
 
 
+def test_restore_from_a_relative_workdir(tmp_path, monkeypatch):
+    """A run folder given relative to the working directory (``--workdir=runs/x``) is found and
+    restored: the checkpoint state's entries are relative to the folder, not to the cwd."""
+    _saved_checkpoints(str(tmp_path / "runs" / "x"))
+    monkeypatch.chdir(tmp_path)
+    rel = os.path.join("runs", "x")
+    assert run_folder.checkpoints(rel) == [os.path.join(rel, "ckpt-2"), os.path.join(rel, "ckpt-1")]
+    v = tf.Variable(-1.0)
+    assert run_folder.restore(tf.train.Checkpoint(v=v), rel, log=lambda m: None) == os.path.join(rel, "ckpt-2")
+    assert float(v.numpy()) == 2.0
+
+
 def test_restore_fails_only_when_nothing_is_readable(tmp_path):
     assert run_folder.restore(tf.train.Checkpoint(v=tf.Variable(0.0)), str(tmp_path)) is None
     for prefix in _saved_checkpoints(str(tmp_path)):

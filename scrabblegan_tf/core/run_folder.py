@@ -180,10 +180,11 @@ def checkpoints(directory: str) -> list[str]:
     state = tf.train.get_checkpoint_state(directory)
     if state is None:
         return []
+    # get_checkpoint_state has already prefixed relative entries with ``directory`` (itself
+    # relative when the workdir is given relative: joining again would look in dir/dir/).
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
     if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
-    paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
     return sorted(dict.fromkeys(paths), key=_number, reverse=True)
 
 
