@@ -82,21 +82,28 @@ class _SpectralNormMixin:
 
     sn_frozen = False  # set by freeze_spectral_norm: the kernel already holds W / sigma
 
-    def normalized(self, kernel, training):
-        """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype; one power iteration
-        (u updated) in training."""
+    def spectral_norm(self, kernel, training):
+        """sigma(kernel viewed as [-1, out]) in float32, or None when frozen (the kernel already
+        holds W / sigma); one power iteration (u updated) in training."""
         if self.sn_frozen:
             if training:
                 raise RuntimeError(f"{self.name}: spectral norm frozen for inference; cannot train")
-            return tf.cast(kernel, self.compute_dtype)
+            return None
         kernel = tf.cast(kernel, tf.float32)
-        out_dim = kernel.shape[-1]
-        w_mat = tf.reshape(kernel, (-1, out_dim))
+        w_mat = tf.reshape(kernel, (-1, kernel.shape[-1]))
         sigma, u_new = spectral_sigma(w_mat, tf.cast(self.sn_u, tf.float32), self.sn_eps,
                                       update=bool(training))
         if training:
             self.sn_u.assign(u_new)
-        return tf.cast(kernel / sigma, self.compute_dtype)
+        return sigma
+
+    def normalized(self, kernel, training):
+        """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype; one power iteration
+        (u updated) in training."""
+        sigma = self.spectral_norm(kernel, training)
+        if sigma is None:
+            return tf.cast(kernel, self.compute_dtype)
+        return tf.cast(tf.cast(kernel, tf.float32) / sigma, self.compute_dtype)
 
     def sigma(self) -> float:
         """Largest singular value of the normalised kernel, by SVD (for tests/monitoring)."""
@@ -207,7 +214,9 @@ class FilterBank(_SpectralNormMixin, keras.layers.Layer):
     ``SNLinear(z_chunk * n_classes -> 8192)`` applied to ``z_1`` placed in the symbol's one-hot block.
     (Normalising the [z_chunk, symbols * filter_dim] view instead divides by a ~6x larger sigma and
     caps the whole bank's output energy below the batch-norm epsilon.) Only the symbols present in
-    the batch are multiplied with z_1.
+    the batch are multiplied with z_1, and only their rows are divided by sigma and cast to the
+    compute dtype (the paper bank is 21M weights; a bfloat16 copy of all of it per call cost more
+    than the whole rest of a one-word generation's non-convolution work).
     """
 
     def __init__(self, num_classes, *, z_chunk=32, height=4, width=4, channels=512,
@@ -236,11 +245,14 @@ class FilterBank(_SpectralNormMixin, keras.layers.Layer):
 
     def call(self, ids, z1, training=False):
         ids = tf.cast(ids, tf.int32)
-        w = self.normalized(self.kernel, training)  # [S, z, F] / sigma([S*z, F])
+        sigma = self.spectral_norm(self.kernel, training)  # of the stacked [S * z, F] matrix
         n = tf.shape(ids)[1]
         # The distinct symbols of the batch, then each sample's filter response for those only.
         symbols, pos = tf.unique(tf.reshape(ids, [-1]))
-        selected = tf.gather(w, tf.maximum(symbols - 1, 0))  # [U, z, F]
+        selected = tf.gather(self.kernel, tf.maximum(symbols - 1, 0))  # [U, z, F], float32
+        if sigma is not None:
+            selected = selected / sigma
+        selected = tf.cast(selected, self.compute_dtype)
         z1 = tf.cast(z1, selected.dtype)
         per_symbol = tf.einsum("bz,uzf->buf", z1, selected) + tf.cast(self.bias, selected.dtype)
         feats = tf.gather(per_symbol, tf.reshape(pos, tf.shape(ids)), batch_dims=1)  # [B, n, F]
