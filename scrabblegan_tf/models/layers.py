@@ -417,22 +417,29 @@ def conv_after_upsample(x, kernel, factor):
     return resize_conv(x, resize_conv_kernel(kernel, factor), factor)
 
 
+def _combine_taps(kernel, mix):
+    """[n, 9] weights x a 3x3 kernel's taps -> [n, cin, cout]: n new taps, each a weighted sum of
+    the kernel's 9 (row-major)."""
+    kh, kw, cin, cout = kernel.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"1x1 or 3x3 kernels only, got {kh}x{kw}")
+    k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
+    return tf.reshape(k, (mix.shape[0], cin, cout))
+
+
 def resize_conv_kernel(kernel, factor):
     """A 3x3 kernel -> the kernel ``resize_conv`` runs: [th, tw, cin, phases * cout], th = 2 for
     an upsampled dimension (3 otherwise), phase (a, b) in channel block a * fw + b. 1x1: as is."""
-    kh, kw, cin, cout = kernel.shape
-    if (kh, kw) == (1, 1):
+    if tuple(kernel.shape[:2]) == (1, 1):
         return kernel
-    if (kh, kw) != (3, 3):
-        raise ValueError(f"resize convolution: 1x1 or 3x3 kernels, got {kh}x{kw}")
+    _, _, cin, cout = kernel.shape
     rows, cols = _phase_matrices(int(factor[0])), _phase_matrices(int(factor[1]))
     th, tw = rows[0].shape[0], cols[0].shape[0]
     # [phases * th * tw, 9]: each phase's small kernel as sums of the 3x3 taps.
     mix = np.concatenate([np.einsum("pi,qj->pqij", r, c).reshape(th * tw, 9)
                           for r in rows for c in cols])
-    k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
     nph = len(rows) * len(cols)
-    k = tf.reshape(k, (nph, th, tw, cin, cout))
+    k = tf.reshape(_combine_taps(kernel, mix), (nph, th, tw, cin, cout))
     return tf.reshape(tf.transpose(k, (1, 2, 3, 0, 4)), (th, tw, cin, nph * cout))
 
 
@@ -474,14 +481,11 @@ def conv_then_avg_pool(x, kernel):
 
 def pooled_conv_kernel(kernel):
     """A 3x3 kernel -> the 4x4 kernel ``pooled_conv`` runs with stride 2; 1x1: as is."""
-    kh, kw, cin, cout = kernel.shape
-    if (kh, kw) == (1, 1):
+    if tuple(kernel.shape[:2]) == (1, 1):
         return kernel
-    if (kh, kw) != (3, 3):
-        raise ValueError(f"pooled convolution: 1x1 or 3x3 kernels, got {kh}x{kw}")
+    _, _, cin, cout = kernel.shape
     mix = np.einsum("ei,fj->efij", _POOL_TAPS_2X, _POOL_TAPS_2X).reshape(16, 9)
-    k = tf.matmul(tf.constant(mix, kernel.dtype), tf.reshape(kernel, (9, cin * cout)))
-    return tf.reshape(k, (4, 4, cin, cout))
+    return tf.reshape(_combine_taps(kernel, mix), (4, 4, cin, cout))
 
 
 def pooled_conv(x, k):
