@@ -290,6 +290,81 @@ def test_conv_then_avg_pool_equals_pooled_conv(size, shape):
         (2, *shape, 6), (size, size, 6, 4), seed=1)
 
 
+# -- convolutions whose kernel gradient is one matrix product ---------------------------------
+def test_conv2d_matmul_kernel_gradient_hand_computed(monkeypatch):
+    """One row x = [1, 2, 3, 4], kernel [1, 1], VALID. Stride 1: y = [3, 5, 7]; with dy = [1, 10,
+    100], dk = [1 + 20 + 300, 2 + 30 + 400] = [321, 432], dx = [1, 11, 110, 100]. Stride 2:
+    y = [3, 7]; dy = [1, 10]: dk = [1 + 30, 2 + 40] = [31, 42], dx = [1, 1, 10, 10]."""
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    x = tf.reshape(tf.constant([1.0, 2.0, 3.0, 4.0]), (1, 1, 4, 1))
+    k = tf.ones((1, 2, 1, 1))
+    for stride, dy, y_ref, dk_ref, dx_ref in [
+            (1, [1.0, 10.0, 100.0], [3, 5, 7], [321, 432], [1, 11, 110, 100]),
+            (2, [1.0, 10.0], [3, 7], [31, 42], [1, 1, 10, 10])]:
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = L.conv2d(x, k, stride, "VALID")
+        dx, dk = tape.gradient(y, [x, k], output_gradients=tf.reshape(dy, y.shape))
+        np.testing.assert_array_equal(y.numpy().ravel(), y_ref)
+        np.testing.assert_array_equal(dk.numpy().ravel(), dk_ref)
+        np.testing.assert_array_equal(dx.numpy().ravel(), dx_ref)
+
+
+@pytest.mark.parametrize("k_shape,stride,padding", [
+    ((3, 3, 6, 4), 1, "SAME"), ((2, 2, 6, 4), 1, "SAME"), ((2, 3, 6, 4), 1, "same"),
+    ((4, 4, 6, 4), 2, "VALID"), ((1, 1, 6, 4), 1, "VALID")])
+def test_conv2d_with_matmul_kernel_gradient_equals_tf_conv2d(monkeypatch, k_shape, stride, padding):
+    """Even kernels with SAME padding too (TensorFlow pads the extra row / column after)."""
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    _assert_same_values_and_gradients(lambda x, k: L.conv2d(x, k, stride, padding),
+                                      lambda x, k: tf.nn.conv2d(x, k, stride, padding.upper()),
+                                      (2, 5, 7, 6), k_shape, seed=2)
+
+
+def test_resize_and_pooled_convs_with_matmul_kernel_gradient(monkeypatch):
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    test_conv_after_upsample_equals_conv_of_upsampled_input((2, 2), 3)
+    test_conv_after_upsample_equals_conv_of_upsampled_input((2, 1), 1)
+    test_conv_then_avg_pool_equals_pooled_conv(3, (5, 7))
+    test_conv_then_avg_pool_equals_pooled_conv(1, (4, 6))
+
+
+def test_matmul_kernel_gradient_only_from_the_size_threshold(monkeypatch):
+    """3 x 3 x 456 = 4104 taps x channels >= 4096: the convolution with the product gradient;
+    3 x 3 x 455 = 4095 and strided SAME convolutions: tf.nn.conv2d and its library gradients."""
+    strides_used = []
+
+    def spy(stride):
+        strides_used.append(stride)
+        return lambda x, k: tf.nn.conv2d(x, k, stride, "VALID")
+
+    monkeypatch.setattr(L, "_valid_conv_matmul_filter_grad", spy)
+    for cin, stride, padding in [(456, 1, "SAME"), (455, 1, "SAME"), (456, 2, "SAME"),
+                                 (456, 2, "VALID")]:
+        L.conv2d(tf.zeros((1, 4, 4, cin)), tf.zeros((3, 3, cin, 2)), stride, padding)
+    assert strides_used == [1, 2]
+
+
+def test_down_block_weight_gradients_same_with_and_without_the_product(monkeypatch):
+    """A 512-channel DownBlock (conv1 3x3x512, pooled conv2 4x4x512: both over the threshold)
+    gives the same weight gradients (sigma's path included) as with the library's gradients."""
+    keras.utils.set_random_seed(0)
+    block = L.DownBlock(512, downsample=True)
+    x = tf.random.normal((2, 4, 6, 512))
+    proj = tf.random.normal((2, 2, 3, 512))
+
+    def grads():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(block(x, training=False) * proj)
+        return tape.gradient(loss, block.trainable_weights)
+
+    block(x)
+    fast = grads()
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 10**9)
+    for a, b, w in zip(fast, grads(), block.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=w.path)
+
+
 # -- masked batch norm --------------------------------------------------------------------------
 def _masked_input():
     """x [2, 2, 3, 2]; sample 0 has 2 valid columns, sample 1 one. Channel 1 = 10 x channel 0.
