@@ -9,8 +9,9 @@ average pooling as one 4x4 stride-2 convolution of the padded input) on batch x 
 For each, the gradient w.r.t. the kernel in one ``tf.function``, by ``tf.nn.conv2d``'s gradient
 (the library) and by ``layers.conv2d`` with ``MATMUL_FILTER_GRAD_MIN`` = 0 (one product); median
 milliseconds of ``--reps`` calls and GFLOP/s (2 x multiply-adds), one JSON line per layer and
-precision, and whether ``layers.conv2d`` picks the product for that layer by default. The
-threshold ``MATMUL_FILTER_GRAD_MIN`` comes from these figures (bench/RESULTS.md).
+precision, and whether ``layers.conv2d`` picks the product for that layer on this machine. The
+threshold ``PRODUCT_KERNEL_GRAD_FROM`` comes from these figures (bench/RESULTS.md); run this on an
+AMX CPU or a GPU before turning the product on there (``default_matmul_filter_grad_min``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def main():
             return tape.gradient(y, k, output_gradients=dy)
         return run
 
-    default_min = L.MATMUL_FILTER_GRAD_MIN
+    default_min = L.matmul_filter_grad_min()
     for precision in a.precisions.split(","):
         dtype = tf.as_dtype(precision)
         for name, h, w, cin, cout, ks, stride, padding in d_convolutions(a.width):

@@ -332,6 +332,7 @@ def test_resize_and_pooled_convs_with_matmul_kernel_gradient(monkeypatch):
 def test_matmul_kernel_gradient_only_from_the_size_threshold(monkeypatch):
     """3 x 3 x 456 = 4104 taps x channels >= 4096: the convolution with the product gradient;
     3 x 3 x 455 = 4095 and strided SAME convolutions: tf.nn.conv2d and its library gradients."""
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", L.PRODUCT_KERNEL_GRAD_FROM)
     strides_used = []
 
     def spy(stride):
@@ -345,9 +346,19 @@ def test_matmul_kernel_gradient_only_from_the_size_threshold(monkeypatch):
     assert strides_used == [1, 2]
 
 
+def test_product_kernel_gradient_only_where_measured_faster():
+    """On by default on CPUs without AMX (avx512_bf16 or plain float32 ones); off with a GPU or
+    AMX tiles."""
+    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["avx512_bf16"]) == 4096
+    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=[]) == 4096
+    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["amx_bf16", "avx512_bf16"]) == L.NEVER
+    assert L.default_matmul_filter_grad_min(gpu=True, cpu_flags=["avx512_bf16"]) == L.NEVER
+
+
 def test_down_block_weight_gradients_same_with_and_without_the_product(monkeypatch):
     """A 512-channel DownBlock (conv1 3x3x512, pooled conv2 4x4x512: both over the threshold)
     gives the same weight gradients (sigma's path included) as with the library's gradients."""
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", L.PRODUCT_KERNEL_GRAD_FROM)
     keras.utils.set_random_seed(0)
     block = L.DownBlock(512, downsample=True)
     x = tf.random.normal((2, 4, 6, 512))

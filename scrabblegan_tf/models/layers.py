@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from scrabblegan_tf.core import hardware
+
 
 def normal_init(std: float) -> keras.initializers.Initializer:
     """N(0, std) initialiser (BigGAN / ScrabbleGAN use std 0.02)."""
@@ -366,22 +368,41 @@ class MaskedBatchNorm(keras.layers.Layer):
 
 
 # Convolutions with at least this many kernel taps x input channels get their kernel gradient from
-# one im2col matrix product (``conv2d``). Measured on 2 AVX512-BF16 cores, D's paper-size layers at
-# batch 16 (bench/conv_filter_grad.py): TensorFlow's Conv2DBackpropFilter runs at 160-280 GFLOP/s in
-# bfloat16, half its forward rate, the product at ~350; below ~4096 (D's first blocks, G, the cpu
-# preset) the library kernel is as fast or faster.
-MATMUL_FILTER_GRAD_MIN = 4096
+# one im2col matrix product (``conv2d``); None: decided on first use by ``matmul_filter_grad_min``.
+MATMUL_FILTER_GRAD_MIN: int | None = None
+# Measured on 2 AVX512-BF16 cores without AMX, D's paper-size layers at batch 16
+# (bench/conv_filter_grad.py, bench/RESULTS.md): TensorFlow's Conv2DBackpropFilter runs at 160-280
+# GFLOP/s in bfloat16, half its forward rate, the product at ~350; below ~4096 (D's first blocks,
+# G, R, the cpu preset) the library kernel is as fast or faster.
+PRODUCT_KERNEL_GRAD_FROM = 4096
+NEVER = 2**62
+
+
+def default_matmul_filter_grad_min(*, gpu: bool, cpu_flags) -> int:
+    """``PRODUCT_KERNEL_GRAD_FROM`` on CPUs without AMX (where it was measured); ``NEVER`` with a
+    GPU (cuDNN's kernel gradient, no patch copies in GPU memory) or AMX tiles (oneDNN's kernel
+    gradient there is not measured slower, and the product's patch copies are not accelerated)."""
+    return NEVER if gpu or "amx_bf16" in cpu_flags else PRODUCT_KERNEL_GRAD_FROM
+
+
+def matmul_filter_grad_min() -> int:
+    """``MATMUL_FILTER_GRAD_MIN``, set from this machine's devices on first use."""
+    global MATMUL_FILTER_GRAD_MIN
+    if MATMUL_FILTER_GRAD_MIN is None:
+        MATMUL_FILTER_GRAD_MIN = default_matmul_filter_grad_min(
+            gpu=bool(tf.config.list_logical_devices("GPU")), cpu_flags=hardware.cpu_bf16_flags())
+    return MATMUL_FILTER_GRAD_MIN
 
 
 def conv2d(x, k, strides: int = 1, padding: str = "VALID"):
-    """``tf.nn.conv2d(x, k, strides, padding)``; for large kernels (``MATMUL_FILTER_GRAD_MIN``) the
+    """``tf.nn.conv2d(x, k, strides, padding)``; for large kernels (``matmul_filter_grad_min``) the
     gradient w.r.t. ``k`` is computed as patches(x)^T @ dy (Chellapilla et al. 2006, "High
     performance convolutional neural networks for document processing": a convolution is a
     matrix product of the input's patches), the gradient w.r.t. ``x`` as usual. Same function and
     gradients up to float rounding."""
     kh, kw, cin, _ = k.shape
     padding = padding.upper()
-    if (kh * kw * cin < MATMUL_FILTER_GRAD_MIN or not isinstance(strides, int)
+    if (kh * kw * cin < matmul_filter_grad_min() or not isinstance(strides, int)
             or (padding == "SAME" and strides != 1)):
         return tf.nn.conv2d(x, k, strides, padding)
     if padding == "SAME":  # stride 1: TensorFlow's split, the extra row / column after
@@ -392,29 +413,34 @@ def conv2d(x, k, strides: int = 1, padding: str = "VALID"):
 _VALID_CONVS = {}
 
 
+def _valid_conv_grads(x, k, dy, stride: int):
+    """Gradients of ``conv2d(x, k, stride, VALID)`` w.r.t. x (the library's) and k (one product)."""
+    kh, kw, cin, cout = k.shape
+    dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy,
+                                        strides=[1, stride, stride, 1], padding="VALID")
+    # patches [B, H', W', kh*kw*cin] in the kernel's (row, column, channel) order.
+    patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, stride, stride, 1], [1, 1, 1, 1],
+                                       "VALID")
+    dk = tf.matmul(tf.reshape(patches, (-1, kh * kw * cin)), tf.reshape(dy, (-1, cout)),
+                   transpose_a=True)
+    return dx, tf.reshape(dk, (kh, kw, cin, cout))
+
+
 def _valid_conv_matmul_filter_grad(stride: int):
     """A VALID convolution of the given stride whose kernel gradient is one matrix product."""
-    if stride in _VALID_CONVS:
-        return _VALID_CONVS[stride]
+    if stride not in _VALID_CONVS:
+        @tf.custom_gradient
+        def conv(x, k):
+            scope = tf.get_current_name_scope()  # the layer's: profiles then name the network
 
-    @tf.custom_gradient
-    def conv(x, k):
-        def grad(dy):
-            kh, kw, cin, cout = k.shape
-            dx = tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(x), filter=k, out_backprop=dy,
-                strides=[1, stride, stride, 1], padding="VALID")
-            # patches [B, H', W', kh*kw*cin] in the kernel's (row, column, channel) order.
-            patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, stride, stride, 1],
-                                               [1, 1, 1, 1], "VALID")
-            dk = tf.matmul(tf.reshape(patches, (-1, kh * kw * cin)), tf.reshape(dy, (-1, cout)),
-                           transpose_a=True)
-            return dx, tf.reshape(dk, (kh, kw, cin, cout))
+            def grad(dy):
+                with tf.name_scope(f"{scope}/matmul_kernel_grad".lstrip("/")):
+                    return _valid_conv_grads(x, k, dy, stride)
 
-        return tf.nn.conv2d(x, k, stride, "VALID"), grad
+            return tf.nn.conv2d(x, k, stride, "VALID"), grad
 
-    _VALID_CONVS[stride] = conv
-    return conv
+        _VALID_CONVS[stride] = conv
+    return _VALID_CONVS[stride]
 
 
 def upsample_nearest(x, factor):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from scrabblegan_tf.core.hardware import cpu_bf16_flags  # noqa: F401 (re-exported)
 from scrabblegan_tf.training import multiworker
 
 
@@ -57,22 +58,6 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
 
 
 MIXED_PRECISION_POLICIES = ("", "auto", "mixed_float16", "mixed_bfloat16")
-
-
-def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
-    """The CPU flags that make bfloat16 fast here (oneDNN uses them for bfloat16 convolutions and
-    matmuls): ``amx_bf16`` (AMX tiles) and ``avx512_bf16``; read from /proc/cpuinfo (Linux)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return []
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[-1].split())
-    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
 
 
 def resolve_mixed_precision(name: str, *, gpu: bool | None = None,
