@@ -78,6 +78,22 @@ def _first_step_losses(gan):
     return {k: float(v) for k, v in out.items()}
 
 
+def test_networks_kept_in_float32_under_a_mixed_policy():
+    cfg = tiny_config(3)
+    cfg.run.float32_networks = "r"
+    ids, lengths = ALPHABET.encode_batch(["ab", "cab"])
+    gan = train_lib.make_gan(cfg, ALPHABET, ids, lengths, policy="mixed_bfloat16")
+    assert gan.recognizer.compute_dtype == "float32"
+    assert all(layer.compute_dtype == "float32" for layer in gan.recognizer._flatten_layers())
+    for net in (gan.generator, gan.discriminator):  # sublayers built later included
+        assert all(layer.compute_dtype == "bfloat16" for layer in net._flatten_layers())
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert distribution.float32_networks(" D, R ") == {"D", "R"}
+    assert distribution.float32_networks("") == frozenset()
+    with pytest.raises(ValueError, match="float32_networks"):
+        distribution.float32_networks("R,X")
+
+
 @pytest.fixture(scope="module")
 def float32_run():
     gan = _gan("")

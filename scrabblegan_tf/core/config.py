@@ -141,6 +141,9 @@ class RunConfig:
     # "" (float32) | "mixed_float16" (dynamic loss scaling) | "mixed_bfloat16" | "auto"
     # (mixed_float16 on GPU, mixed_bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere).
     mixed_precision: str = "auto"
+    # Networks kept in float32 under a mixed policy: any of "G", "D", "R", comma-separated ("R":
+    # the recognizer whose CTC gradient drives legibility computes in float32). "": none.
+    float32_networks: str = ""
 
 
 @dataclass

@@ -338,8 +338,10 @@ class MaskedBatchNorm(keras.layers.Layer):
         self.moving_var = self.add_weight(name="moving_variance", shape=(ch,), initializer="ones",
                                           trainable=False, autocast=False, aggregation="mean")
         if self.conditional:
-            self.gain = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="gain")
-            self.bias = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="bias")
+            self.gain = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="gain",
+                                dtype=self.dtype_policy)
+            self.bias = SNDense(ch, init_std=self.init_std, sn_eps=self.sn_eps, name="bias",
+                                dtype=self.dtype_policy)
         else:
             self.gamma = self.add_weight(name="gamma", shape=(ch,), initializer="ones",
                                          autocast=False)
@@ -627,7 +629,9 @@ class DownBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         if int(input_shape[-1]) != self.out_channels or self.downsample:
-            self.conv_sc = SNConv2D(self.out_channels, 1, name="conv_sc", **self._kw)
+            # Built later than its block: the block's precision, not the global policy of the moment.
+            self.conv_sc = SNConv2D(self.out_channels, 1, name="conv_sc", dtype=self.dtype_policy,
+                                    **self._kw)
 
     def _pool(self, x):
         return tf.nn.avg_pool2d(x, 2, 2, "VALID") if self.downsample else x

@@ -60,6 +60,17 @@ def make_strategy(name: str = "auto", cpu_devices: int = 0):
 MIXED_PRECISION_POLICIES = ("", "auto", "mixed_float16", "mixed_bfloat16")
 
 
+NETWORKS = ("G", "D", "R")
+
+
+def float32_networks(spec: str) -> frozenset[str]:
+    """``run.float32_networks`` ("R", "D,R", ...; "" none) -> the set of network letters."""
+    nets = frozenset(n.strip().upper() for n in spec.split(",") if n.strip())
+    if not nets <= set(NETWORKS):
+        raise ValueError(f"run.float32_networks={spec!r}: comma-separated letters of {NETWORKS}")
+    return nets
+
+
 def resolve_mixed_precision(name: str, *, gpu: bool | None = None,
                             cpuinfo: str | None = None) -> tuple[str, str]:
     """``run.mixed_precision`` -> (Keras dtype policy name or "" for float32, why). ``auto``:

@@ -92,20 +92,25 @@ def make_gan(cfg: Config, alphabet: Alphabet, word_ids, word_lengths, *, policy:
 
     Seeding right before creating the networks makes the initial weights depend on the seed alone
     (not on what ran before in the process). ``policy``: a Keras mixed-precision policy for G, D and
-    R (``resolve_mixed_precision``): variables stay float32, convolutions run in the policy's
-    compute dtype; G's batch-norm statistics, spectral norms, output image, the losses and the
+    R (``resolve_mixed_precision``), except the networks of ``run.float32_networks``: variables stay
+    float32, convolutions run in the policy's compute dtype; G's batch-norm statistics, spectral norms, output image, the losses and the
     gradient-balancing std stay float32 (see ``layers`` and ``gan``). The global policy is restored
     on return.
     """
     keras.utils.set_random_seed(cfg.run.seed)
+    float32_nets = distribution.float32_networks(cfg.run.float32_networks)
     previous_policy = keras.mixed_precision.global_policy()
+
+    def build(net, make):
+        keras.mixed_precision.set_global_policy(
+            policy if policy and net not in float32_nets else "float32")
+        return make()
+
     try:
-        if policy:
-            keras.mixed_precision.set_global_policy(policy)
         gan = ScrabbleGAN(
-            generator=generator_for(cfg.model, alphabet),
-            discriminator=make_discriminator(cfg.model),
-            recognizer=make_recognizer(cfg.model, alphabet.num_classes),
+            generator=build("G", lambda: generator_for(cfg.model, alphabet)),
+            discriminator=build("D", lambda: make_discriminator(cfg.model)),
+            recognizer=build("R", lambda: make_recognizer(cfg.model, alphabet.num_classes)),
             word_ids=word_ids, word_lengths=word_lengths, g_every=cfg.optim.g_every,
             gb_alpha=cfg.optim.gb_alpha, gb_epsilon=cfg.optim.gb_epsilon, seed=cfg.run.seed,
             semi_supervised=semi, disjoint=cfg.data.disjoint)
@@ -165,7 +170,9 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     keras.utils.set_random_seed(cfg.run.seed)
     replicas = strategy.num_replicas_in_sync
     policy, why = distribution.resolve_mixed_precision(cfg.run.mixed_precision)
-    log(f"precision: {policy or 'float32'} ({why})")
+    float32_nets = distribution.float32_networks(cfg.run.float32_networks)
+    log(f"precision: {policy or 'float32'} ({why})"
+        + (f"; in float32: {', '.join(sorted(float32_nets))}" if policy and float32_nets else ""))
 
     inputs = training_inputs(cfg, replicas=replicas, dataset=dataset, eval_texts=eval_texts,
                              data_dir=data_dir, manual_dir=manual_dir, log=log)
