@@ -243,6 +243,23 @@ def test_train_step_eager_and_traced():
     assert int(gan.g_optimizer.iterations.numpy()) == 2
 
 
+def test_traced_mini_batch_loop_equals_the_unrolled_mini_batches():
+    """Traced on one device, the g_every mini-batches run as one tf.while_loop, one after the
+    other; the same iteration with them unrolled (as under MirroredStrategy) gives the same
+    metrics and weights (SGD: a mini-batch that read the weights before the previous update
+    would differ by a whole step)."""
+    looped, unrolled = tiny_gan(g_every=2, seed=5), tiny_gan(g_every=2, seed=5)
+    unrolled._can_loop = lambda: False
+    assert looped._can_loop()
+    outs = [tf.function(g.train_step, jit_compile=False)(_train_data(2)) for g in (looped, unrolled)]
+    for k in outs[1]:
+        np.testing.assert_allclose(float(outs[0][k]), float(outs[1][k]), rtol=1e-5, err_msg=k)
+    for a, b in zip(looped.weights, unrolled.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    assert int(looped.d_optimizer.iterations.numpy()) == 2 == int(looped.r_optimizer.iterations.numpy())
+    assert int(looped.step.numpy()) == 1
+
+
 def test_warmup_step_updates_r_only():
     """An R warm-up iteration (optim.r_warmup_steps): the g_every R updates of train_step, no D or
     G update, and it counts as an iteration."""

@@ -14,9 +14,12 @@ of the gradients of both terms w.r.t. the generated images, and a single backwar
 
 Why G runs every ``g_every`` mini-batches *inside* one step instead of behind a ``tf.cond``:
 under ``tf.distribute.MirroredStrategy`` an optimizer update (a cross-replica sync point) inside a
-``tf.cond`` branch fails ("merge_call called while defining a new graph"). Unrolling the D/R
-mini-batches keeps every update at the top level of the replica function, so the same step runs on
-one device, under ``MirroredStrategy``, and with ``model.fit``.
+``tf.cond`` branch fails ("merge_call called while defining a new graph"), and so does one inside a
+``tf.while_loop``. Where no ``merge_call`` is needed (one device, the default strategy) the D/R
+mini-batches are the iterations of a ``tf.while_loop`` (a graph with one copy of them: less tracing
+time and memory); under ``MirroredStrategy`` they are unrolled, which keeps every update at the top
+level of the replica function (``_each_mini_batch``). The same step runs on one device, under
+``MirroredStrategy``, and with ``model.fit``.
 
 Losses are divided by the number of replicas before differentiation because Keras 3 optimizers sum
 the replicas' gradients.
@@ -314,86 +317,102 @@ class ScrabbleGAN(keras.Model):
         return self._g_step(fake_ids, fake_lengths, z)[:4]
 
     # -- one training iteration -----------------------------------------------------------
+    def _can_loop(self) -> bool:
+        """Whether updates may run inside a ``tf.while_loop``: not where the strategy needs
+        ``merge_call`` for them (MirroredStrategy, see the module docstring)."""
+        return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+    def _each_mini_batch(self, data, keys, update):
+        """Runs ``update(mini_batch)`` on each of the ``g_every`` mini-batches of ``data`` in turn
+        (``mini_batch``: ``keys`` -> that mini-batch's rows) and returns the sum of its results
+        (numbers of skipped updates).
+
+        Where the strategy allows (``_can_loop``) the mini-batches are the iterations of one
+        ``tf.while_loop`` (one at a time: ``parallel_iterations=1``), so the graph holds one copy
+        of the D and R steps instead of ``g_every``: tracing and graph optimisation take about
+        2.5x less time and heap (paper config, g_every 4, bench/RESULTS.md). Otherwise they are
+        unrolled."""
+        parts = {k: tf.split(data[k], self.g_every) for k in keys}
+        if self.g_every == 1 or not self._can_loop():
+            return tf.add_n([update({k: v[i] for k, v in parts.items()})
+                             for i in range(self.g_every)])
+        stacked = {k: tf.stack(v) for k, v in parts.items()}
+
+        def body(i, skipped):
+            return i + 1, skipped + update({k: tf.gather(v, i) for k, v in stacked.items()})
+
+        _, skipped = tf.while_loop(lambda i, _: i < self.g_every, body,
+                                   (tf.constant(0), tf.constant(0.0)), parallel_iterations=1)
+        return skipped
+
+    def _track(self, name, value, skipped):
+        """Adds ``value`` to the mean ``name``; a skipped update's (non-finite) values stay out."""
+        self.trackers[name].update_state(tf.where(skipped > 0, 0.0, tf.cast(value, tf.float32)),
+                                         sample_weight=1.0 - skipped)
+
+    def _finish_iteration(self, num_skipped):
+        """Counts the iteration's skipped updates and the iteration itself; returns the metrics."""
+        # Every replica adds the same (all-reduced) count and the metric sums over replicas.
+        self.trackers["skipped_updates"].update_state(num_skipped * self._scale())
+        self.bad_steps.assign(tf.where(num_skipped > 0, self.bad_steps + 1, 0))
+        self.step.assign_add(1)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _r_update(self, mb):
+        r_loss, r_inf, skipped = self._r_step(mb["image"], mb["image_width"], mb["label"],
+                                              mb["label_length"])
+        self._track("r_ctc", r_loss, skipped)
+        self.trackers["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
+        return skipped
+
+    # -- one training iteration -----------------------------------------------------------
     def train_step(self, data):
         """``data``: dict with ``image`` [g_every*B, 32, W, 1], ``image_width`` [g_every*B],
         ``label`` [g_every*B, L], ``label_length`` [g_every*B] (per replica); in semi-supervised
         mode also ``unlabeled_image`` [g_every*B, 32, W', 1] and ``unlabeled_width``."""
-        images = tf.split(data["image"], self.g_every)
-        widths = tf.split(data["image_width"], self.g_every)
-        labels = tf.split(data["label"], self.g_every)
-        label_lengths = tf.split(data["label_length"], self.g_every)
+        keys = ["image", "image_width", "label", "label_length"]
         if self.semi_supervised:
-            u_images = tf.split(data["unlabeled_image"], self.g_every)
-            u_widths = tf.split(data["unlabeled_width"], self.g_every)
-        n = tf.shape(images[0])[0]
-        t = self.trackers
+            keys += ["unlabeled_image", "unlabeled_width"]
+        n = tf.shape(data["image"])[0] // self.g_every
         real_key = "d_real_labelled" if self.semi_supervised else "d_real"
-        skips = []
 
-        def track(name, value, skipped):
-            # A skipped update's (non-finite) values stay out of the means.
-            t[name].update_state(tf.where(skipped > 0, 0.0, tf.cast(value, tf.float32)),
-                                 sample_weight=1.0 - skipped)
+        def d_update(images, widths, real_name):
+            m = tf.shape(images)[0]
+            ids, lengths = self.sample_words(m)
+            d_loss, d_real, d_fake, skipped = self._d_step(images, widths, ids, lengths,
+                                                           self.sample_z(m))
+            self._track("d_loss", d_loss, skipped)
+            self._track(real_name, d_real, skipped)
+            self._track("d_fake", d_fake, skipped)
+            return skipped
 
-        for i in range(self.g_every):
+        def mini_batch(mb):
+            skips = []
             if not self.disjoint:
-                ids, lengths = self.sample_words(n)
-                d_loss, d_real, d_fake, skipped = self._d_step(images[i], widths[i], ids, lengths,
-                                                               self.sample_z(n))
-                track("d_loss", d_loss, skipped)
-                track(real_key, d_real, skipped)
-                track("d_fake", d_fake, skipped)
-                skips.append(skipped)
+                skips.append(d_update(mb["image"], mb["image_width"], real_key))
             if self.semi_supervised:
-                m = tf.shape(u_images[i])[0]
-                ids, lengths = self.sample_words(m)
-                d_loss, d_real, d_fake, skipped = self._d_step(u_images[i], u_widths[i], ids,
-                                                               lengths, self.sample_z(m))
-                track("d_loss", d_loss, skipped)
-                track("d_real_unlabeled", d_real, skipped)
-                track("d_fake", d_fake, skipped)
-                skips.append(skipped)
-            r_loss, r_inf, skipped = self._r_step(images[i], widths[i], labels[i],
-                                                  label_lengths[i])
-            track("r_ctc", r_loss, skipped)
-            t["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
-            skips.append(skipped)
+                skips.append(d_update(mb["unlabeled_image"], mb["unlabeled_width"],
+                                      "d_real_unlabeled"))
+            skips.append(self._r_update(mb))
+            return tf.add_n(skips)
+
+        skips = [self._each_mini_batch(data, keys, mini_batch)]
         for _ in range(self.g_updates):
             ids, lengths = self.sample_words(n)
             adv, ctc, a, g_inf, skipped = self._g_step(ids, lengths, self.sample_z(n))
-            track("g_adv", adv, skipped)
-            track("g_ctc", ctc, skipped)
-            track("gb_scale", a, skipped)
-            t["ctc_inf"].update_state(tf.cast(g_inf, tf.float32))
+            self._track("g_adv", adv, skipped)
+            self._track("g_ctc", ctc, skipped)
+            self._track("gb_scale", a, skipped)
+            self.trackers["ctc_inf"].update_state(tf.cast(g_inf, tf.float32))
             skips.append(skipped)
-        num_skipped = tf.add_n(skips)
-        # Every replica adds the same (all-reduced) count and the metric sums over replicas.
-        t["skipped_updates"].update_state(num_skipped * self._scale())
-        self.bad_steps.assign(tf.where(num_skipped > 0, self.bad_steps + 1, 0))
-        self.step.assign_add(1)
-        return {m.name: m.result() for m in self.metrics}
+        return self._finish_iteration(tf.add_n(skips))
 
     def warmup_step(self, data):
         """An R warm-up iteration: the ``g_every`` R updates of ``train_step`` on the same batch
         layout, no D and no G update (``optim.r_warmup_steps``: G's CTC gradient is only
         meaningful once R reads real words). Counts as an iteration."""
-        images = tf.split(data["image"], self.g_every)
-        widths = tf.split(data["image_width"], self.g_every)
-        labels = tf.split(data["label"], self.g_every)
-        label_lengths = tf.split(data["label_length"], self.g_every)
-        skips = []
-        for i in range(self.g_every):
-            r_loss, r_inf, skipped = self._r_step(images[i], widths[i], labels[i],
-                                                  label_lengths[i])
-            self.trackers["r_ctc"].update_state(tf.where(skipped > 0, 0.0, r_loss),
-                                                sample_weight=1.0 - skipped)
-            self.trackers["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
-            skips.append(skipped)
-        num_skipped = tf.add_n(skips)
-        self.trackers["skipped_updates"].update_state(num_skipped * self._scale())
-        self.bad_steps.assign(tf.where(num_skipped > 0, self.bad_steps + 1, 0))
-        self.step.assign_add(1)
-        return {m.name: m.result() for m in self.metrics}
+        keys = ["image", "image_width", "label", "label_length"]
+        return self._finish_iteration(self._each_mini_batch(data, keys, self._r_update))
 
     # -- inference ------------------------------------------------------------------------
     def read(self, images, widths):
