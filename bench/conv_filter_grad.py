@@ -7,11 +7,12 @@ The paper D's convolutions as training runs them (``models.layers``: 3x3 SAME, a
 average pooling as one 4x4 stride-2 convolution of the padded input) on batch x 32 x width images
 (D's step sees 8 real + 8 fake 8-letter words: batch 16, 128 px plus D's 32 white columns).
 For each, the gradient w.r.t. the kernel in one ``tf.function``, by ``tf.nn.conv2d``'s gradient
-(the library) and by ``layers.conv2d`` with ``MATMUL_FILTER_GRAD_MIN`` = 0 (one product); median
+(the library) and by ``layers.conv2d`` with ``MATMUL_FILTER_GRAD_MIN`` = (0, 0) (one product); median
 milliseconds of ``--reps`` calls and GFLOP/s (2 x multiply-adds), one JSON line per layer and
 precision, and whether ``layers.conv2d`` picks the product for that layer on this machine. The
-threshold ``PRODUCT_KERNEL_GRAD_FROM`` comes from these figures (bench/RESULTS.md); run this on an
-AMX CPU or a GPU before turning the product on there (``default_matmul_filter_grad_min``).
+thresholds ``PRODUCT_KERNEL_GRAD_FROM`` (no AMX) and ``PRODUCT_KERNEL_GRAD_FROM_AMX`` come from these
+figures (bench/RESULTS.md); run this on a GPU before turning the product on there
+(``default_matmul_filter_grad_min``).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main():
             dy = tf.cast(tf.random.normal(y.shape), dtype)
             macs = int(np.prod(y.shape)) * ks * ks * cin
             library = kernel_grad(lambda x, k: tf.nn.conv2d(x, k, stride, padding), x, k, dy)
-            L.MATMUL_FILTER_GRAD_MIN = 0
+            L.MATMUL_FILTER_GRAD_MIN = (0, 0)
             product = kernel_grad(lambda x, k: L.conv2d(x, k, stride, padding), x, k, dy)
             product.get_concrete_function()  # traced with the threshold at 0
             L.MATMUL_FILTER_GRAD_MIN = default_min
@@ -90,7 +91,8 @@ def main():
                 "gmac": round(macs / 1e9, 2),
                 **{f"{k}_ms": round(v, 1) for k, v in ms.items()},
                 **{f"{k}_gflops": round(2 * macs / v / 1e6) for k, v in ms.items()},
-                "product_by_default": ks * ks * cin >= default_min}), flush=True)
+                "product_by_default": L.uses_product_kernel_grad((ks, ks, cin, cout))}),
+                  flush=True)
 
 
 if __name__ == "__main__":

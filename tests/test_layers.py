@@ -295,7 +295,7 @@ def test_conv2d_matmul_kernel_gradient_hand_computed(monkeypatch):
     """One row x = [1, 2, 3, 4], kernel [1, 1], VALID. Stride 1: y = [3, 5, 7]; with dy = [1, 10,
     100], dk = [1 + 20 + 300, 2 + 30 + 400] = [321, 432], dx = [1, 11, 110, 100]. Stride 2:
     y = [3, 7]; dy = [1, 10]: dk = [1 + 30, 2 + 40] = [31, 42], dx = [1, 1, 10, 10]."""
-    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", (1, 0))
     x = tf.reshape(tf.constant([1.0, 2.0, 3.0, 4.0]), (1, 1, 4, 1))
     k = tf.ones((1, 2, 1, 1))
     for stride, dy, y_ref, dk_ref, dx_ref in [
@@ -315,14 +315,14 @@ def test_conv2d_matmul_kernel_gradient_hand_computed(monkeypatch):
     ((4, 4, 6, 4), 2, "VALID"), ((1, 1, 6, 4), 1, "VALID")])
 def test_conv2d_with_matmul_kernel_gradient_equals_tf_conv2d(monkeypatch, k_shape, stride, padding):
     """Even kernels with SAME padding too (TensorFlow pads the extra row / column after)."""
-    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", (1, 0))
     _assert_same_values_and_gradients(lambda x, k: L.conv2d(x, k, stride, padding),
                                       lambda x, k: tf.nn.conv2d(x, k, stride, padding.upper()),
                                       (2, 5, 7, 6), k_shape, seed=2)
 
 
 def test_resize_and_pooled_convs_with_matmul_kernel_gradient(monkeypatch):
-    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 1)
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", (1, 0))
     test_conv_after_upsample_equals_conv_of_upsampled_input((2, 2), 3)
     test_conv_after_upsample_equals_conv_of_upsampled_input((2, 1), 1)
     test_conv_then_avg_pool_equals_pooled_conv(3, (5, 7))
@@ -346,13 +346,19 @@ def test_matmul_kernel_gradient_only_from_the_size_threshold(monkeypatch):
     assert strides_used == [1, 2]
 
 
-def test_product_kernel_gradient_only_where_measured_faster():
-    """On by default on CPUs without AMX (avx512_bf16 or plain float32 ones); off with a GPU or
-    AMX tiles."""
-    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["avx512_bf16"]) == 4096
-    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=[]) == 4096
-    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["amx_bf16", "avx512_bf16"]) == L.NEVER
+def test_product_kernel_gradient_only_where_measured_faster(monkeypatch):
+    """CPUs without AMX (avx512_bf16 or plain float32 ones): from 4096 taps x input channels;
+    with AMX tiles also only from 1024 output channels (the paper D's down2/conv1, 3x3x512 ->
+    1024, yes; down1/conv2, 4x4x512 -> 512, no); off with a GPU."""
+    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["avx512_bf16"]) == (4096, 0)
+    assert L.default_matmul_filter_grad_min(gpu=False, cpu_flags=[]) == (4096, 0)
+    amx = L.default_matmul_filter_grad_min(gpu=False, cpu_flags=["amx_bf16", "avx512_bf16"])
+    assert amx == (4096, 1024)
     assert L.default_matmul_filter_grad_min(gpu=True, cpu_flags=["avx512_bf16"]) == L.NEVER
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", amx)
+    assert L.uses_product_kernel_grad((3, 3, 512, 1024))
+    assert not L.uses_product_kernel_grad((4, 4, 512, 512))
+    assert not L.uses_product_kernel_grad((3, 3, 455, 1024))
 
 
 def test_down_block_weight_gradients_same_with_and_without_the_product(monkeypatch):
@@ -371,7 +377,7 @@ def test_down_block_weight_gradients_same_with_and_without_the_product(monkeypat
 
     block(x)
     fast = grads()
-    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", 10**9)
+    monkeypatch.setattr(L, "MATMUL_FILTER_GRAD_MIN", L.NEVER)
     for a, b, w in zip(fast, grads(), block.trainable_weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=w.path)
 

@@ -369,25 +369,32 @@ class MaskedBatchNorm(keras.layers.Layer):
         return tf.cast(y, dtype)
 
 
-# Convolutions with at least this many kernel taps x input channels get their kernel gradient from
-# one im2col matrix product (``conv2d``); None: decided on first use by ``matmul_filter_grad_min``.
-MATMUL_FILTER_GRAD_MIN: int | None = None
-# Measured on 2 AVX512-BF16 cores without AMX, D's paper-size layers at batch 16
-# (bench/conv_filter_grad.py, bench/RESULTS.md): TensorFlow's Conv2DBackpropFilter runs at 160-280
-# GFLOP/s in bfloat16, half its forward rate, the product at ~350; below ~4096 (D's first blocks,
-# G, R, the cpu preset) the library kernel is as fast or faster.
-PRODUCT_KERNEL_GRAD_FROM = 4096
-NEVER = 2**62
+# Convolutions with at least (kernel taps x input channels, output channels) of these get their
+# kernel gradient from one im2col matrix product (``conv2d``); None: decided on first use by
+# ``matmul_filter_grad_min``.
+MATMUL_FILTER_GRAD_MIN: tuple[int, int] | None = None
+# Measured with D's paper-size layers at batch 16 (bench/conv_filter_grad.py, bench/RESULTS.md).
+# 2 AVX512-BF16 cores without AMX: TensorFlow's Conv2DBackpropFilter runs at 160-280 GFLOP/s in
+# bfloat16, half its forward rate, the product at ~350; below ~4096 taps x channels (D's first
+# blocks, G, R, the cpu preset) the library kernel is as fast or faster.
+PRODUCT_KERNEL_GRAD_FROM = (4096, 0)
+# 2 cores with AMX tiles: the library runs at 340-690 GFLOP/s on D's 1024-channel layers, the
+# product at 760-830 (2.2x on down2/conv2); on the 512-channel ones the library is faster (727 vs
+# 547 on down1/conv2).
+PRODUCT_KERNEL_GRAD_FROM_AMX = (4096, 1024)
+NEVER = (2**62, 2**62)
 
 
-def default_matmul_filter_grad_min(*, gpu: bool, cpu_flags) -> int:
-    """``PRODUCT_KERNEL_GRAD_FROM`` on CPUs without AMX (where it was measured); ``NEVER`` with a
-    GPU (cuDNN's kernel gradient, no patch copies in GPU memory) or AMX tiles (oneDNN's kernel
-    gradient there is not measured slower, and the product's patch copies are not accelerated)."""
-    return NEVER if gpu or "amx_bf16" in cpu_flags else PRODUCT_KERNEL_GRAD_FROM
+def default_matmul_filter_grad_min(*, gpu: bool, cpu_flags) -> tuple[int, int]:
+    """``PRODUCT_KERNEL_GRAD_FROM`` on CPUs without AMX, ``PRODUCT_KERNEL_GRAD_FROM_AMX`` with AMX
+    tiles (where each was measured); ``NEVER`` with a GPU (cuDNN's kernel gradient, no patch
+    copies in GPU memory)."""
+    if gpu:
+        return NEVER
+    return PRODUCT_KERNEL_GRAD_FROM_AMX if "amx_bf16" in cpu_flags else PRODUCT_KERNEL_GRAD_FROM
 
 
-def matmul_filter_grad_min() -> int:
+def matmul_filter_grad_min() -> tuple[int, int]:
     """``MATMUL_FILTER_GRAD_MIN``, set from this machine's devices on first use."""
     global MATMUL_FILTER_GRAD_MIN
     if MATMUL_FILTER_GRAD_MIN is None:
@@ -396,15 +403,22 @@ def matmul_filter_grad_min() -> int:
     return MATMUL_FILTER_GRAD_MIN
 
 
+def uses_product_kernel_grad(kernel_shape) -> bool:
+    """Whether ``conv2d`` computes the gradient w.r.t. a kernel of this shape as one product."""
+    kh, kw, cin, cout = kernel_shape
+    min_taps_cin, min_cout = matmul_filter_grad_min()
+    return kh * kw * cin >= min_taps_cin and cout >= min_cout
+
+
 def conv2d(x, k, strides: int = 1, padding: str = "VALID"):
     """``tf.nn.conv2d(x, k, strides, padding)``; for large kernels (``matmul_filter_grad_min``) the
     gradient w.r.t. ``k`` is computed as patches(x)^T @ dy (Chellapilla et al. 2006, "High
     performance convolutional neural networks for document processing": a convolution is a
     matrix product of the input's patches), the gradient w.r.t. ``x`` as usual. Same function and
     gradients up to float rounding."""
-    kh, kw, cin, _ = k.shape
+    kh, kw, _, _ = k.shape
     padding = padding.upper()
-    if (kh * kw * cin < matmul_filter_grad_min() or not isinstance(strides, int)
+    if (not uses_product_kernel_grad(k.shape) or not isinstance(strides, int)
             or (padding == "SAME" and strides != 1)):
         return tf.nn.conv2d(x, k, strides, padding)
     if padding == "SAME":  # stride 1: TensorFlow's split, the extra row / column after
