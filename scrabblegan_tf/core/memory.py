@@ -1,15 +1,16 @@
-"""glibc heap settings that keep a TensorFlow process's resident memory close to its live tensors.
+"""glibc heap settings for a training process: larger freed buffers go back to the system.
 
-TensorFlow's CPU allocator takes tensor buffers from ``malloc``. glibc serves requests above the
-*mmap threshold* with their own mappings (returned to the system on ``free``) and smaller ones from
-heap arenas, which keep freed memory; the threshold starts at 128 KiB and grows, up to 32 MiB, each
-time such a mapping is freed (``mallopt(3)``, "M_MMAP_THRESHOLD"), so after the first training step
-most activation and gradient buffers (MiBs each) come from arenas, one per thread that contended
-for one (up to 8 x cores, "M_ARENA_MAX"), and stay resident between steps. A fixed 1 MiB threshold
-and two arenas return them instead. Measured (bench/RESULTS.md): the paper config's training from the
-CLI (``train_main.py --config=paper --steps=3``, bfloat16, 2 cores, peak RSS by ``/usr/bin/time``)
-3,142 -> 2,818 MiB, same losses; training speed unchanged within noise (``cpu`` preset: 22.5 vs
-22.7 real images per CPU second).
+Where TensorFlow's memory comes from (x86 Linux, oneDNN on, TensorFlow's default): tensors of 4 KiB
+and more from a BFC allocator (``MklCPUAllocator``) that grows by regions and never returns them,
+so its resident size is the largest working set seen plus fragmentation; everything else (small
+tensors, graphs and their optimisation, oneDNN primitives, Python) from ``malloc``. glibc serves
+requests above the *mmap threshold* with their own mappings (returned on ``free``) and smaller ones
+from heap arenas that keep freed memory; the threshold starts at 128 KiB and grows, up to 32 MiB,
+each time such a mapping is freed (``mallopt(3)``, "M_MMAP_THRESHOLD"), one arena per thread that
+contended for one (up to 8 x cores, "M_ARENA_MAX"). A fixed 1 MiB threshold and two arenas keep the
+``malloc`` side (graph building, the first step's optimisation) from holding large freed blocks.
+Measured (bench/RESULTS.md), the paper config's ``train_main.py --steps=3`` (bfloat16, 2 cores, peak
+RSS by ``/usr/bin/time``): 3,078 -> 2,783 MiB, same speed (5.8 vs 5.9 real images/s).
 
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` in the environment win (glibc reads them at start).
 Elsewhere than glibc (macOS, musl) nothing is changed.
