@@ -59,6 +59,8 @@ from scrabblegan_tf.models.recognizer import Recognizer
 
 METRIC_NAMES = ("d_loss", "d_real", "d_fake", "r_ctc", "g_adv", "g_ctc", "gb_scale", "ctc_inf",
                 "skipped_updates")
+# The batch entries of a labelled mini-batch (``train_step``).
+LABELLED_KEYS = ("image", "image_width", "label", "label_length")
 
 
 def concat_padded(images, value: float = 1.0):
@@ -330,13 +332,18 @@ class ScrabbleGAN(keras.Model):
         Where the strategy allows (``_can_loop``) the mini-batches are the iterations of one
         ``tf.while_loop`` (one at a time: ``parallel_iterations=1``), so the graph holds one copy
         of the D and R steps instead of ``g_every``: tracing and graph optimisation take about
-        2.5x less time and heap (paper config, g_every 4, bench/RESULTS.md). Otherwise they are
+        half the time and heap (paper config, g_every 4, bench/RESULTS.md). Otherwise they are
         unrolled."""
-        parts = {k: tf.split(data[k], self.g_every) for k in keys}
         if self.g_every == 1 or not self._can_loop():
+            parts = {k: tf.split(data[k], self.g_every) for k in keys}
             return tf.add_n([update({k: v[i] for k, v in parts.items()})
                              for i in range(self.g_every)])
-        stacked = {k: tf.stack(v) for k, v in parts.items()}
+
+        def chunked(x):  # [g_every * B, ...] -> [g_every, B, ...]
+            y = tf.reshape(x, tf.concat([[self.g_every, -1], tf.shape(x)[1:]], 0))
+            return tf.ensure_shape(y, [self.g_every, None, *x.shape[1:]])
+
+        stacked = {k: chunked(data[k]) for k in keys}
 
         def body(i, skipped):
             return i + 1, skipped + update({k: tf.gather(v, i) for k, v in stacked.items()})
@@ -365,12 +372,11 @@ class ScrabbleGAN(keras.Model):
         self.trackers["ctc_inf"].update_state(tf.cast(r_inf, tf.float32))
         return skipped
 
-    # -- one training iteration -----------------------------------------------------------
     def train_step(self, data):
         """``data``: dict with ``image`` [g_every*B, 32, W, 1], ``image_width`` [g_every*B],
         ``label`` [g_every*B, L], ``label_length`` [g_every*B] (per replica); in semi-supervised
         mode also ``unlabeled_image`` [g_every*B, 32, W', 1] and ``unlabeled_width``."""
-        keys = ["image", "image_width", "label", "label_length"]
+        keys = list(LABELLED_KEYS)
         if self.semi_supervised:
             keys += ["unlabeled_image", "unlabeled_width"]
         n = tf.shape(data["image"])[0] // self.g_every
@@ -411,8 +417,7 @@ class ScrabbleGAN(keras.Model):
         """An R warm-up iteration: the ``g_every`` R updates of ``train_step`` on the same batch
         layout, no D and no G update (``optim.r_warmup_steps``: G's CTC gradient is only
         meaningful once R reads real words). Counts as an iteration."""
-        keys = ["image", "image_width", "label", "label_length"]
-        return self._finish_iteration(self._each_mini_batch(data, keys, self._r_update))
+        return self._finish_iteration(self._each_mini_batch(data, LABELLED_KEYS, self._r_update))
 
     # -- inference ------------------------------------------------------------------------
     def read(self, images, widths):
