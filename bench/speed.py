@@ -161,6 +161,8 @@ def main():
     p.add_argument("--gen_batch", type=int, default=64)
     p.add_argument("--gen_reps", type=int, default=5)
     p.add_argument("--latency_calls", type=int, default=200)
+    p.add_argument("--inter_op_threads", type=int, default=0,
+                   help="run.inter_op_threads (0: TensorFlow's default)")
     a = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from scrabblegan_tf.core import memory
@@ -171,10 +173,14 @@ def main():
     heap = memory.return_freed_buffers() if "train" in only else False
     import tensorflow as tf
 
+    from scrabblegan_tf.training.distribution import configure_inter_op_threads
+
+    configure_inter_op_threads(a.inter_op_threads)  # as train() does, before any op
     configs, precisions = a.configs.split(","), a.precisions.split(",")
     emit({"bench": "machine", "python": platform.python_version(), "tensorflow": tf.__version__,
           "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
-          "heap_returns_freed_buffers": heap})
+          "heap_returns_freed_buffers": heap,
+          "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()})
     if "train" in only:
         for config in configs:
             for batch in (int(b) for b in a.batches.split(",")):

@@ -156,7 +156,8 @@ def train(cfg: Config, workdir: str, *, data_dir: str | None = None,
     or gradient).
     """
     # The strategy first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op.
-    strategy = distribution.make_strategy(cfg.run.strategy, cfg.run.cpu_devices)
+    strategy = distribution.make_strategy(cfg.run.strategy, cfg.run.cpu_devices,
+                                          cfg.run.inter_op_threads)
     run_folder.check_workdir(workdir)
     run_folder.check_compatible(workdir, cfg.model, parse=lambda text: Config.from_json(text).model,
                                 hint="use a new --workdir or the same --config/--config_override")
