@@ -187,6 +187,76 @@ def test_gradient_through_sigma_matches_finite_differences():
     np.testing.assert_allclose(tape.gradient(loss, layer.kernel).numpy(), fd, rtol=1e-3, atol=1e-5)
 
 
+def _autodiff_reference(w, v, u, dtype, rows=None):
+    """d/dW of sum(dy * cast(W[rows] / sigma)) by plain autodiff, sigma = v^T W u (the formulas
+    ``divide_by_sigma`` / ``gather_divided_by_sigma`` write out by hand)."""
+    w = tf.convert_to_tensor(w)
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        sigma = tf.reduce_sum(tf.matmul(v, tf.reshape(w, (-1, w.shape[-1]))) * u)
+        y = tf.cast((w if rows is None else tf.gather(w, rows)) / sigma, dtype)
+    return y, tape
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_divide_by_sigma_gradient_equals_autodiff(dtype):
+    """The hand-written gradient (two kernel-sized buffers) is autodiff's, for a conv kernel
+    [3, 3, 4, 5] viewed as [36, 5], random u, v and upstream gradient, in float32 and with a
+    bfloat16 output (the upstream gradient is then bfloat16 in both)."""
+    rng = np.random.default_rng(0)
+    w = tf.constant(rng.normal(size=(3, 3, 4, 5)), tf.float32)
+    v = tf.constant(rng.normal(size=(1, 36)), tf.float32)
+    u = tf.constant(rng.normal(size=(1, 5)), tf.float32)
+    dy = tf.cast(tf.constant(rng.normal(size=(3, 3, 4, 5)), tf.float32), dtype)
+    ref_y, tape = _autodiff_reference(w, v, u, dtype)
+    with tf.GradientTape() as mine:
+        mine.watch(w)
+        y = L.divide_by_sigma(w, v, u, dtype)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(ref_y, tf.float32).numpy())
+    np.testing.assert_allclose(mine.gradient(y, w, output_gradients=dy).numpy(),
+                               tape.gradient(ref_y, w, output_gradients=dy).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_gather_divided_by_sigma_hand_computed():
+    """Symbols as rows of W = diag(3, 1) (2 symbols, z_chunk 1, 2 outputs), u = v = e1 (sigma = 3).
+    Selecting row 1 twice: y = [[0, 1/3], [0, 1/3]], L = sum(y^2) = 2/9, g = 2y,
+    sum(g * W[rows]) = 4/3, so dL/dW = -(4/3)/9 e1 e1^T + (g/3 summed over the repeats on row 1)
+    = [[-4/27, 0], [0, 4/9]]: the rank-one term reaches the unselected row 0."""
+    w = tf.constant([[[3.0, 0.0]], [[0.0, 1.0]]])  # [S=2, z=1, F=2]
+    v = u = tf.constant([[1.0, 0.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = L.gather_divided_by_sigma(w, tf.constant([1, 1]), v, u, tf.float32)
+        loss = tf.reduce_sum(tf.square(y))
+    np.testing.assert_allclose(y.numpy(), [[[0.0, 1 / 3]], [[0.0, 1 / 3]]], rtol=1e-6)
+    assert float(loss) == pytest.approx(2 / 9, rel=1e-6)
+    np.testing.assert_allclose(tape.gradient(loss, w).numpy(), [[[-4 / 27, 0.0]], [[0.0, 4 / 9]]],
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gather_divided_by_sigma_gradient_equals_autodiff(dtype):
+    """Random bank [6 symbols, 4, 10], rows [5, 0, 2, 0] (a repeat, as the padding id's row 0 can
+    repeat symbol 1's): the one-buffer gradient is autodiff's (IndexedSlices made dense + the
+    rank-one term)."""
+    rng = np.random.default_rng(1)
+    w = tf.constant(rng.normal(size=(6, 4, 10)), tf.float32)
+    v = tf.constant(rng.normal(size=(1, 24)), tf.float32)
+    u = tf.constant(rng.normal(size=(1, 10)), tf.float32)
+    rows = tf.constant([5, 0, 2, 0])
+    dy = tf.cast(tf.constant(rng.normal(size=(4, 4, 10)), tf.float32), dtype)
+    ref_y, tape = _autodiff_reference(w, v, u, dtype, rows)
+    with tf.GradientTape() as mine:
+        mine.watch(w)
+        y = L.gather_divided_by_sigma(w, rows, v, u, dtype)
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(ref_y, tf.float32).numpy())
+    np.testing.assert_allclose(mine.gradient(y, w, output_gradients=dy).numpy(),
+                               tf.convert_to_tensor(tape.gradient(ref_y, w, output_gradients=dy)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 # -- filter bank --------------------------------------------------------------------------------
 def test_filter_bank_layout_and_padding_ids():
     """ids [B, n] -> [B, fh, n*fw, C]; character j fills columns j*fw .. j*fw+fw-1 with

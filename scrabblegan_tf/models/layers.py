@@ -46,19 +46,78 @@ class UnitNormal(keras.initializers.Initializer):
         return {}
 
 
-def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
-    """One power iteration (Miyato et al. 2018, Algorithm 1) on ``w_mat`` [in, out].
-
-    Returns (sigma, u_new): sigma = v^T W u estimates the largest singular value of W, with u and v
-    held constant (stop-gradient) so that d sigma / dW = v u^T, as in PyTorch's spectral_norm.
-    ``u`` is [1, out]. With ``update=False`` u is used as is (inference).
-    """
+def power_iteration(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
+    """One power iteration (Miyato et al. 2018, Algorithm 1) on ``w_mat`` [in, out]: (v, u), both
+    constants (stop-gradient), v [1, in] and u [1, out] unit vectors. With ``update=False`` u is
+    used as is (inference). sigma = v^T W u estimates W's largest singular value."""
     u = tf.stop_gradient(u)
     v = tf.stop_gradient(_l2_normalize(tf.matmul(u, w_mat, transpose_b=True), eps))  # [1, in]
     if update:
         u = tf.stop_gradient(_l2_normalize(tf.matmul(v, w_mat), eps))  # [1, out]
-    sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
-    return sigma, u
+    return v, u
+
+
+def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
+    """(sigma, u_new) of one ``power_iteration``: sigma = v^T W u with u and v held constant, so
+    that d sigma / dW = v u^T, as in PyTorch's spectral_norm."""
+    v, u = power_iteration(w_mat, u, eps, update)
+    return tf.reduce_sum(tf.matmul(v, w_mat) * u), u
+
+
+def divide_by_sigma(kernel: tf.Tensor, v: tf.Tensor, u: tf.Tensor, dtype) -> tf.Tensor:
+    """``kernel / sigma`` cast to ``dtype``, sigma = v^T W u (W: ``kernel`` as [-1, out]; v, u from
+    ``power_iteration``), with the gradient written out so that it takes two kernel-sized float32
+    buffers instead of autodiff's four or five (the paper D's three 1024 x 1024 x 3 x 3 kernels are
+    38 MB each; bench/memory_substeps.py).
+
+    For y = W / sigma and an upstream gradient g = dL/dy (Miyato et al. 2018, Sec. 2.2):
+    dL/dW = g / sigma - (sum(g * W) / sigma^2) v^T u, the same as autodiff of the division and of
+    sigma = v^T W u with u, v constant. sum(g * W) is one matrix-vector product (no temporary);
+    g - c v^T u is computed in g's own buffer once the product has read g.
+    """
+
+    @tf.custom_gradient
+    def normalize(w):
+        w_mat = tf.reshape(w, (-1, w.shape[-1]))
+        sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
+        inv = 1.0 / sigma
+
+        def grad(dy):
+            g = tf.reshape(tf.cast(dy, tf.float32), tf.shape(w_mat))
+            dot = tf.matmul(tf.reshape(g, (1, -1)), tf.reshape(w_mat, (-1, 1)))[0, 0]  # sum(g * W)
+            rank_one = tf.matmul(v * (dot * inv), u, transpose_a=True)  # [in, out]
+            return tf.reshape((g - rank_one) * inv, tf.shape(w))
+
+        return tf.cast(w / sigma, dtype), grad
+
+    return normalize(tf.convert_to_tensor(kernel, tf.float32))
+
+
+def gather_divided_by_sigma(kernel: tf.Tensor, rows: tf.Tensor, v: tf.Tensor, u: tf.Tensor,
+                            dtype) -> tf.Tensor:
+    """``tf.gather(kernel, rows) / sigma`` cast to ``dtype``: some rows of a spectrally normalised
+    kernel [S, ...], sigma = v^T W u of the whole kernel viewed as [-1, out] (``divide_by_sigma``).
+
+    The gradient is dense (sigma depends on every row): dL/dW = -(sum(g * W[rows]) / sigma^2)
+    v^T u, plus g / sigma added to the selected rows, built in one kernel-sized buffer
+    (autodiff adds a dense copy of the gathered rows' gradient to the rank-one term: three buffers
+    of the paper filter bank's 84 MB). ``rows`` may repeat (their gradients add up)."""
+
+    @tf.custom_gradient
+    def select(w):
+        w_mat = tf.reshape(w, (-1, w.shape[-1]))
+        sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
+        inv = 1.0 / sigma
+
+        def grad(dy):
+            g = tf.cast(dy, tf.float32)
+            dot = tf.reduce_sum(g * tf.gather(w, rows))
+            rank_one = tf.matmul(v * (-dot * inv * inv), u, transpose_a=True)
+            return tf.tensor_scatter_nd_add(tf.reshape(rank_one, tf.shape(w)), rows[:, None], g * inv)
+
+        return tf.cast(tf.gather(w, rows) / sigma, dtype), grad
+
+    return select(tf.convert_to_tensor(kernel, tf.float32))
 
 
 class _SpectralNormMixin:
@@ -84,28 +143,28 @@ class _SpectralNormMixin:
 
     sn_frozen = False  # set by freeze_spectral_norm: the kernel already holds W / sigma
 
-    def spectral_norm(self, kernel, training):
-        """sigma(kernel viewed as [-1, out]) in float32, or None when frozen (the kernel already
-        holds W / sigma); one power iteration (u updated) in training."""
+    def power_iteration(self, kernel, training):
+        """(v, u) of one ``power_iteration`` on the kernel viewed as [-1, out] (u updated in
+        training), or None when frozen (the kernel already holds W / sigma)."""
         if self.sn_frozen:
             if training:
                 raise RuntimeError(f"{self.name}: spectral norm frozen for inference; cannot train")
             return None
         kernel = tf.cast(kernel, tf.float32)
         w_mat = tf.reshape(kernel, (-1, kernel.shape[-1]))
-        sigma, u_new = spectral_sigma(w_mat, tf.cast(self.sn_u, tf.float32), self.sn_eps,
-                                      update=bool(training))
+        v, u_new = power_iteration(w_mat, tf.cast(self.sn_u, tf.float32), self.sn_eps,
+                                   update=bool(training))
         if training:
             self.sn_u.assign(u_new)
-        return sigma
+        return v, u_new
 
     def normalized(self, kernel, training):
-        """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype; one power iteration
-        (u updated) in training."""
-        sigma = self.spectral_norm(kernel, training)
-        if sigma is None:
+        """``kernel / sigma(kernel viewed as [-1, out])`` in the compute dtype (``divide_by_sigma``);
+        one power iteration (u updated) in training."""
+        vu = self.power_iteration(kernel, training)
+        if vu is None:
             return tf.cast(kernel, self.compute_dtype)
-        return tf.cast(tf.cast(kernel, tf.float32) / sigma, self.compute_dtype)
+        return divide_by_sigma(kernel, *vu, self.compute_dtype)
 
     def sigma(self) -> float:
         """Largest singular value of the normalised kernel, by SVD (for tests/monitoring)."""
@@ -247,14 +306,15 @@ class FilterBank(_SpectralNormMixin, keras.layers.Layer):
 
     def call(self, ids, z1, training=False):
         ids = tf.cast(ids, tf.int32)
-        sigma = self.spectral_norm(self.kernel, training)  # of the stacked [S * z, F] matrix
         n = tf.shape(ids)[1]
         # The distinct symbols of the batch, then each sample's filter response for those only.
         symbols, pos = tf.unique(tf.reshape(ids, [-1]))
-        selected = tf.gather(self.kernel, tf.maximum(symbols - 1, 0))  # [U, z, F], float32
-        if sigma is not None:
-            selected = selected / sigma
-        selected = tf.cast(selected, self.compute_dtype)
+        rows = tf.maximum(symbols - 1, 0)
+        vu = self.power_iteration(self.kernel, training)  # of the stacked [S * z, F] matrix
+        if vu is None:
+            selected = tf.cast(tf.gather(self.kernel, rows), self.compute_dtype)  # [U, z, F]
+        else:
+            selected = gather_divided_by_sigma(self.kernel, rows, *vu, self.compute_dtype)
         z1 = tf.cast(z1, selected.dtype)
         per_symbol = tf.einsum("bz,uzf->buf", z1, selected) + tf.cast(self.bias, selected.dtype)
         feats = tf.gather(per_symbol, tf.reshape(pos, tf.shape(ids)), batch_dims=1)  # [B, n, F]
