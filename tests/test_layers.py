@@ -517,6 +517,61 @@ def test_conditional_batch_norm_gain_and_bias_from_z():
     np.testing.assert_allclose(y, x_hat * (1.0 + zz) - zz, rtol=1e-5, atol=1e-6)
 
 
+def test_masked_batch_norm_gradient_hand_computed():
+    """One channel, x = [1, 3 | 100] (third column padded), gain 1, bias 0, epsilon 0: mean 2,
+    std 1, x_hat = [-1, 1, 98]. L = y_3 = (2 x3 - x1 - x2) / (x2 - x1) (the padded column is
+    normalised with the valid columns' statistics), so dL/dx = [2 (x3 - x2), 2 (x1 - x3), 2 (x2 - x1)]
+    / (x2 - x1)^2 = [48.5, -49.5, 1]; the formula: d = [0, 0, 1], S1 = 1, S2 = 98,
+    dx_i = d_i - m_i (S1 + x_hat_i S2) / 2."""
+    x = tf.constant([1.0, 3.0, 100.0], shape=(1, 1, 3, 1))
+    valid = L.width_mask(tf.constant([2]), 3)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y, mean, var = L.masked_batch_norm(x, valid, tf.ones((1,)), tf.zeros((1,)), 0.0)
+        loss = y[0, 0, 2, 0]
+    np.testing.assert_allclose(y.numpy().ravel(), [-1.0, 1.0, 98.0], rtol=1e-6)
+    assert (float(mean[0]), float(var[0])) == (2.0, 1.0)
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy().ravel(), [48.5, -49.5, 1.0], rtol=1e-6)
+
+
+def _masked_bn_autodiff(x, valid, gain, bias, epsilon):
+    """The training-mode formula written plainly (autodiff keeps its float32 intermediates)."""
+    xf = tf.cast(x, tf.float32)
+    count = tf.reduce_sum(valid) * x.shape[1]
+    mean = tf.reduce_sum(xf * valid, axis=(0, 1, 2)) / count
+    var = tf.reduce_sum(tf.square(xf - mean) * valid, axis=(0, 1, 2)) / count
+    if gain.shape.rank == 2:
+        gain, bias = gain[:, None, None, :], bias[:, None, None, :]
+    return tf.cast((xf - mean) * tf.math.rsqrt(var + epsilon) * gain + bias, x.dtype)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_masked_batch_norm_gradient_equals_autodiff(conditional, dtype):
+    """Random x [3, 2, 5, 4] with widths (5, 2, 3), an upstream gradient that is non-zero on the
+    padding too, gain/bias per channel or per sample: values and the gradients of x, gain and
+    bias are autodiff's (float32: within its rounding; bfloat16: within one rounding of the input
+    gradient, 2^-8)."""
+    rng = np.random.default_rng(2)
+    x = tf.cast(tf.constant(rng.normal(size=(3, 2, 5, 4)) * 3 + 1, tf.float32), dtype)
+    valid = L.width_mask(tf.constant([5, 2, 3]), 5)
+    shape = (3, 4) if conditional else (4,)
+    gain = tf.constant(1 + 0.3 * rng.normal(size=shape), tf.float32)
+    bias = tf.constant(rng.normal(size=shape), tf.float32)
+    dy = tf.cast(tf.constant(rng.normal(size=(3, 2, 5, 4)), tf.float32), dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, gain, bias])
+        y, _, _ = L.masked_batch_norm(x, valid, gain, bias, 1e-5)
+        ref = _masked_bn_autodiff(x, valid, gain, bias, 1e-5)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(ref, tf.float32).numpy())
+    tol = dict(rtol=2**-8, atol=2**-8) if dtype == "bfloat16" else dict(rtol=1e-4, atol=1e-5)
+    for mine, theirs in zip(tape.gradient(y, [x, gain, bias], output_gradients=dy),
+                            tape.gradient(ref, [x, gain, bias], output_gradients=dy)):
+        np.testing.assert_allclose(tf.cast(mine, tf.float32).numpy(),
+                                   tf.cast(theirs, tf.float32).numpy(), **tol)
+
+
 # -- residual blocks ----------------------------------------------------------------------------
 def test_up_block_shapes_and_zero_padding():
     keras.utils.set_random_seed(0)

@@ -353,22 +353,76 @@ def width_mask(widths: tf.Tensor, total_width, dtype=tf.float32) -> tf.Tensor:
 
 
 def masked_moments(x, valid):
-    """Per-channel mean and (biased) variance of ``x`` [B, H, W, C] over batch, height and the
-    valid columns (``valid`` [B, 1, W, 1]). Inside ``strategy.run`` the moments are over the
+    """(mean, variance, count): per-channel mean and (biased) variance of ``x`` [B, H, W, C] over
+    batch, height and the valid columns (``valid`` [B, 1, W, 1]), and how many positions that is
+    (at least 1). Inside ``strategy.run`` the moments are over the
     global batch (all replicas; two all-reduces: sums, then squared deviations), so a replicated
     step normalises exactly like one device holding the whole batch (synchronised batch norm)."""
-    ctx = tf.distribute.get_replica_context()
-    sync = ctx is not None and ctx.num_replicas_in_sync > 1
+    ctx = _sync_context()
     count = tf.reduce_sum(valid) * tf.cast(tf.shape(x)[1], x.dtype)
     total = tf.reduce_sum(x * valid, axis=(0, 1, 2))
-    if sync:
+    if ctx is not None:
         count, total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [count, total])
     count = tf.maximum(count, 1.0)
     mean = total / count
     sq = tf.reduce_sum(tf.square(x - mean) * valid, axis=(0, 1, 2))
-    if sync:
+    if ctx is not None:
         sq = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sq)
-    return mean, sq / count
+    return mean, sq / count, count
+
+
+def _sync_context():
+    """The replica context when more than one replica is in sync (their sums are all-reduced), else
+    None."""
+    ctx = tf.distribute.get_replica_context()
+    return ctx if ctx is not None and ctx.num_replicas_in_sync > 1 else None
+
+
+def masked_batch_norm(x, valid, gain, bias, epsilon: float):
+    """Training-mode masked batch norm: (y, mean, var), y = x_hat * gain + bias cast to x's dtype,
+    x_hat = (x - mean) / sqrt(var + epsilon) with the ``masked_moments`` of x (float32). ``gain``
+    and ``bias`` are per channel [C] or per sample and channel [B, C] (conditional norm).
+
+    Same values and gradients as autodiff of the formula, but the backward pass keeps only x (in
+    its own dtype) and recomputes x_hat, where autodiff keeps three or four float32 copies of the
+    activation (x, x - mean, x_hat, ...) from the forward to the backward pass: G's six norms at the
+    paper size (bench/memory_substeps.py). The gradient (Ioffe & Szegedy 2015, Sec. 3, with the
+    sums of the statistics over the M valid positions m only, while x_hat is formed everywhere):
+    with d = dL/dx_hat = dL/dy * gain, S1 = sum(d), S2 = sum(d * x_hat) over all positions (and
+    replicas), dL/dx = r (d - m (S1 + x_hat S2) / M), r = 1 / sqrt(var + epsilon).
+    """
+    per_sample = gain.shape.rank == 2
+    dtype = x.dtype
+    ctx = _sync_context()
+
+    def expand(t):  # [B, C] -> [B, 1, 1, C]; [C] as is
+        return t[:, None, None, :] if per_sample else t
+
+    @tf.custom_gradient
+    def norm(x, gain, bias):
+        xf = tf.cast(x, tf.float32)
+        mean, var, count = masked_moments(xf, valid)
+        r = tf.math.rsqrt(var + epsilon)
+        y = (xf - mean) * r * expand(gain) + expand(bias)
+
+        def grad(dy, *_):  # the moments' upstream gradients: none (they feed assignments only)
+            dyf = tf.cast(dy, tf.float32)
+            x_hat = (tf.cast(x, tf.float32) - mean) * r
+            sum_axes = (1, 2) if per_sample else (0, 1, 2)
+            d_gain = tf.reduce_sum(dyf * x_hat, axis=sum_axes)  # [B, C] or [C]
+            d_bias = tf.reduce_sum(dyf, axis=sum_axes)
+            # S1, S2 from the per-sample sums (no temporary the size of x): sum(dy gain) and
+            # sum(dy gain x_hat) over each sample's positions, times its gain.
+            s1 = tf.reduce_sum(d_bias * gain, axis=0) if per_sample else d_bias * gain
+            s2 = tf.reduce_sum(d_gain * gain, axis=0) if per_sample else d_gain * gain
+            if ctx is not None:
+                s1, s2 = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [s1, s2])
+            dx = r * (dyf * expand(gain) - valid * ((s1 + x_hat * s2) / count))
+            return tf.cast(dx, dtype), d_gain, d_bias
+
+        return (tf.cast(y, dtype), mean, var), grad
+
+    return norm(x, tf.cast(gain, tf.float32), tf.cast(bias, tf.float32))
 
 
 class MaskedBatchNorm(keras.layers.Layer):
@@ -411,22 +465,24 @@ class MaskedBatchNorm(keras.layers.Layer):
     def call(self, x, valid, z=None, training=False):
         # Statistics and normalisation in float32 whatever the compute dtype (masked sums over a
         # batch overflow float16 and lose digits in bfloat16); the result in the compute dtype.
-        dtype = x.dtype
-        x = tf.cast(x, tf.float32)
-        if training:
-            mean, var = masked_moments(x, tf.cast(valid, tf.float32))
-            self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
-            self.moving_var.assign(self.momentum * self.moving_var + (1 - self.momentum) * var)
-        else:
-            mean, var = self.moving_mean, self.moving_var
-        x_hat = (x - mean) * tf.math.rsqrt(var + self.epsilon)
         if self.conditional:
             gain = 1.0 + tf.cast(self.gain(z, training=training), tf.float32)
             bias = tf.cast(self.bias(z, training=training), tf.float32)
+        else:
+            gain, bias = self.gamma, self.beta
+        valid = tf.cast(valid, tf.float32)
+        if training:
+            y, mean, var = masked_batch_norm(x, valid, gain, bias, self.epsilon)
+            self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
+            self.moving_var.assign(self.momentum * self.moving_var + (1 - self.momentum) * var)
+            return y
+        x_hat = (tf.cast(x, tf.float32) - self.moving_mean) * tf.math.rsqrt(self.moving_var
+                                                                           + self.epsilon)
+        if self.conditional:
             y = x_hat * gain[:, None, None, :] + bias[:, None, None, :]
         else:
-            y = x_hat * self.gamma + self.beta
-        return tf.cast(y, dtype)
+            y = x_hat * gain + bias
+        return tf.cast(y, x.dtype)
 
 
 # Convolutions with at least (kernel taps x input channels, output channels) of these get their
