@@ -34,8 +34,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--mixed_precision", default="auto")
     p.add_argument("--inter_op_threads", type=int, default=0)
-    p.add_argument("--only", default="d,r,g")
+    p.add_argument("--only", default="d,r,g", help="updates to measure, comma-separated")
     a = p.parse_args()
+    unknown = set(a.only.split(",")) - {"d", "r", "g"}
+    if unknown:
+        p.error(f"--only: unknown update(s) {sorted(unknown)}; choose from d, r, g")
 
     from scrabblegan_tf.training import distribution
 

@@ -31,7 +31,7 @@ def _define_flags():
                       "TF_CONFIG (see scrabblegan_tf/training/multiworker.py).")
     flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices.")
     flags.DEFINE_integer("inter_op_threads", None, "Independent ops run at a time (0: TensorFlow's "
-                         "default, one per core); 1 lowers peak memory ~7%, ~4% slower on 2 cores.")
+                         "default, one per core); 1 lowers peak memory ~9%, ~4% slower on 2 cores.")
     flags.DEFINE_bool("jit_compile", None, "XLA-compile the training step (GPU only).")
     flags.DEFINE_integer("seed", None, "Random seed.")
     flags.DEFINE_enum("mixed_precision", None, ["auto", "mixed_float16", "mixed_bfloat16", "off"],
