@@ -57,11 +57,16 @@ def power_iteration(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
     return v, u
 
 
+def sigma_of(w: tf.Tensor, v: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """sigma = v^T W u, W: ``w`` viewed as [-1, out]; with u and v constant, d sigma / dW = v u^T."""
+    return tf.reduce_sum(tf.matmul(v, tf.reshape(w, (-1, w.shape[-1]))) * u)
+
+
 def spectral_sigma(w_mat: tf.Tensor, u: tf.Tensor, eps: float, update: bool):
     """(sigma, u_new) of one ``power_iteration``: sigma = v^T W u with u and v held constant, so
     that d sigma / dW = v u^T, as in PyTorch's spectral_norm."""
     v, u = power_iteration(w_mat, u, eps, update)
-    return tf.reduce_sum(tf.matmul(v, w_mat) * u), u
+    return sigma_of(w_mat, v, u), u
 
 
 def divide_by_sigma(kernel: tf.Tensor, v: tf.Tensor, u: tf.Tensor, dtype) -> tf.Tensor:
@@ -72,19 +77,18 @@ def divide_by_sigma(kernel: tf.Tensor, v: tf.Tensor, u: tf.Tensor, dtype) -> tf.
 
     For y = W / sigma and an upstream gradient g = dL/dy (Miyato et al. 2018, Sec. 2.2):
     dL/dW = g / sigma - (sum(g * W) / sigma^2) v^T u, the same as autodiff of the division and of
-    sigma = v^T W u with u, v constant. sum(g * W) is one matrix-vector product (no temporary);
-    g - c v^T u is computed in g's own buffer once the product has read g.
+    sigma = v^T W u with u, v constant. sum(g * W) is one matrix-vector product (no temporary
+    of W's size).
     """
 
     @tf.custom_gradient
     def normalize(w):
-        w_mat = tf.reshape(w, (-1, w.shape[-1]))
-        sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
+        sigma = sigma_of(w, v, u)
         inv = 1.0 / sigma
 
         def grad(dy):
-            g = tf.reshape(tf.cast(dy, tf.float32), tf.shape(w_mat))
-            dot = tf.matmul(tf.reshape(g, (1, -1)), tf.reshape(w_mat, (-1, 1)))[0, 0]  # sum(g * W)
+            g = tf.reshape(tf.cast(dy, tf.float32), (-1, w.shape[-1]))  # [in, out]
+            dot = tf.matmul(tf.reshape(g, (1, -1)), tf.reshape(w, (-1, 1)))[0, 0]  # sum(g * W)
             rank_one = tf.matmul(v * (dot * inv), u, transpose_a=True)  # [in, out]
             return tf.reshape((g - rank_one) * inv, tf.shape(w))
 
@@ -105,8 +109,7 @@ def gather_divided_by_sigma(kernel: tf.Tensor, rows: tf.Tensor, v: tf.Tensor, u:
 
     @tf.custom_gradient
     def select(w):
-        w_mat = tf.reshape(w, (-1, w.shape[-1]))
-        sigma = tf.reduce_sum(tf.matmul(v, w_mat) * u)
+        sigma = sigma_of(w, v, u)
         inv = 1.0 / sigma
 
         def grad(dy):
@@ -385,7 +388,7 @@ def masked_batch_norm(x, valid, gain, bias, epsilon: float):
 
     Same values and gradients as autodiff of the formula, but the backward pass keeps only x (in
     its own dtype) and recomputes x_hat, where autodiff keeps three or four float32 copies of the
-    activation (x, x - mean, x_hat, ...) from the forward to the backward pass: G's six norms at the
+    activation (x, x - mean, x_hat, ...) from the forward to the backward pass: G's seven norms at the
     paper size (bench/memory_substeps.py). The gradient (Ioffe & Szegedy 2015, Sec. 3, with the
     sums of the statistics over the M valid positions m only, while x_hat is formed everywhere):
     with d = dL/dx_hat = dL/dy * gain, S1 = sum(d), S2 = sum(d * x_hat) over all positions (and
